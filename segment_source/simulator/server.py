@@ -1,0 +1,268 @@
+"""An HTTP server on 127.0.0.1 that answers like the Segment Public API.
+
+What it reproduces, from `shared/segment-api` (endpoints.json and notes.md):
+- `Authorization: Bearer <token>`; each token owns one workspace; 401 with an `errors` body.
+- envelopes: `{"data": {<items key>: [...], "pagination": {...}}}` for lists, `{"data": {...}}`
+  for objects, `{"errors": [...]}` for failures.
+- cursor pagination with `pagination[count]` / `pagination[cursor]` (the dotted form
+  `pagination.count` too): count 1..1000 (audiences 1..200), default 200, opaque base64 cursors,
+  no `next` on the last page, 422 for a bad count or cursor.
+
+`handle()` is pure request -> response, so tests and later layers (rate limits, faults) can wrap it.
+"""
+
+import base64
+import binascii
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from urllib.parse import parse_qsl, urlsplit
+
+from segment_source.simulator.workspace import SimulatedWorkspace
+
+DEFAULT_PAGE_SIZE = 200
+MAX_PAGE_SIZE = 1000
+AUDIENCES_MAX_PAGE_SIZE = 200
+
+
+@dataclass(frozen=True)
+class Route:
+    """One GET endpoint: a list (`items_key` set) or a single object."""
+
+    pattern: str
+    fetch: Callable[[SimulatedWorkspace, Dict[str, str]], Any]
+    items_key: Optional[str] = None
+    max_count: int = MAX_PAGE_SIZE
+    regex: "re.Pattern[str]" = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.pattern)
+        object.__setattr__(self, "regex", re.compile(f"^{regex}$"))
+
+
+ROUTES: List[Route] = [
+    Route("/", lambda ws, p: {"workspace": ws.info()}),
+    Route("/sources", lambda ws, p: ws.listing("sources"), items_key="sources"),
+    Route("/destinations", lambda ws, p: ws.listing("destinations"), items_key="destinations"),
+    Route("/warehouses", lambda ws, p: ws.listing("warehouses"), items_key="warehouses"),
+    Route(
+        "/warehouses/{warehouseId}/connected-sources",
+        lambda ws, p: ws.connected_sources(p["warehouseId"]),
+        items_key="sources",
+    ),
+    Route("/spaces", lambda ws, p: ws.listing("spaces"), items_key="spaces"),
+    Route(
+        "/spaces/{spaceId}/audiences",
+        lambda ws, p: ws.audiences_of(p["spaceId"]),
+        items_key="audiences",
+        max_count=AUDIENCES_MAX_PAGE_SIZE,
+    ),
+]
+
+
+@dataclass
+class Response:
+    status: int
+    body: Dict[str, Any]
+    headers: Dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """What the simulator saw: enough to count requests and check the page size asked for."""
+
+    method: str
+    path: str
+    params: Dict[str, str]
+    status: int
+    workspace: Optional[str]
+
+    @property
+    def page_size(self) -> Optional[int]:
+        value = self.params.get("pagination[count]", self.params.get("pagination.count"))
+        return int(value) if value is not None and value.isdigit() else None
+
+
+def error(status: int, type_: str, message: str, **extra: Any) -> Response:
+    return Response(status, {"errors": [dict(type=type_, message=message, status=status, **extra)]})
+
+
+def encode_cursor(offset: int) -> str:
+    return base64.b64encode(str(offset).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        offset = int(base64.b64decode(cursor, validate=True).decode())
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise ValueError(cursor) from None
+    if offset < 0:
+        raise ValueError(cursor)
+    return offset
+
+
+class SegmentSimulator:
+    """A Segment Public API on 127.0.0.1 serving one workspace per token.
+
+    >>> with SegmentSimulator(generate_workspace("small")) as sim:
+    ...     source = segment_source(api_key=sim.token, base_url=sim.url)
+    """
+
+    def __init__(
+        self,
+        workspaces: Union[SimulatedWorkspace, Mapping[str, SimulatedWorkspace]],
+        *,
+        token: str = "sim-token",
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        if isinstance(workspaces, SimulatedWorkspace):
+            workspaces = {token: workspaces}
+        self.workspaces: Dict[str, SimulatedWorkspace] = dict(workspaces)
+        self.token = next(iter(self.workspaces))
+        self.requests: List[RecordedRequest] = []
+        self._log_lock = threading.Lock()
+        self._host, self._port = host, port
+        self._server: Optional[ThreadingHTTPServer] = None
+        self._thread: Optional[threading.Thread] = None
+
+    @property
+    def workspace(self) -> SimulatedWorkspace:
+        """The workspace of the first token (the only one, usually)."""
+        return self.workspaces[self.token]
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the simulator is not running: call start() or use it in a with block")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> "SegmentSimulator":
+        self._server = ThreadingHTTPServer((self._host, self._port), _Handler)
+        self._server.daemon_threads = True
+        self._server.simulator = self  # type: ignore[attr-defined]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="segment-simulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(timeout=10)  # type: ignore[union-attr]
+            self._server = None
+
+    def __enter__(self) -> "SegmentSimulator":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # ---- request log -----------------------------------------------------------------------
+
+    def clear_log(self) -> None:
+        with self._log_lock:
+            self.requests.clear()
+
+    def requests_to(self, path: str) -> List[RecordedRequest]:
+        return [r for r in self.requests if r.path == path]
+
+    def secret_values(self) -> List[str]:
+        """Every plaintext secret any workspace has served (write keys, settings)."""
+        return sorted(set().union(*(ws.secrets for ws in self.workspaces.values())))
+
+    # ---- the API ---------------------------------------------------------------------------
+
+    def handle(self, method: str, target: str, headers: Mapping[str, str]) -> Tuple[Response, Optional[SimulatedWorkspace]]:
+        """Answer one request. Returns the response and the workspace it was for (if any)."""
+        if method != "GET":
+            return error(405, "MethodNotAllowed", f"{method} is not supported by the simulator"), None
+        auth = headers.get("Authorization", "")
+        ws = self.workspaces.get(auth[len("Bearer "):]) if auth.startswith("Bearer ") else None
+        if ws is None:
+            return error(401, "Unauthorized", "Unauthorized: the token is missing, invalid or expired"), None
+
+        parts = urlsplit(target)
+        params = dict(parse_qsl(parts.query, keep_blank_values=True))
+        for route in ROUTES:
+            match = route.regex.match(parts.path)
+            if match:
+                break
+        else:
+            return error(404, "NotFound", f"no resource at {parts.path}"), ws
+        try:
+            data = route.fetch(ws, match.groupdict())
+        except KeyError as missing:
+            return error(404, "NotFound", f"Resource not found: {missing.args[0]}"), ws
+        if route.items_key is None:
+            return Response(200, {"data": data}), ws
+        return self._page(route, data, params), ws
+
+    @staticmethod
+    def _page(route: Route, items: List[Any], params: Dict[str, str]) -> Response:
+        raw_count = params.get("pagination[count]", params.get("pagination.count"))
+        raw_cursor = params.get("pagination[cursor]", params.get("pagination.cursor"))
+        count = DEFAULT_PAGE_SIZE if raw_count is None else _int_or_none(raw_count)
+        if count is None or not 1 <= count <= route.max_count:
+            return error(
+                422,
+                "ValidationError",
+                f"pagination.count must be an integer between 1 and {route.max_count}, got {raw_count!r}",
+                field="pagination.count",
+            )
+        try:
+            offset = 0 if raw_cursor is None else decode_cursor(raw_cursor)
+        except ValueError:
+            return error(422, "ValidationError", f"pagination.cursor {raw_cursor!r} is not valid", field="pagination.cursor")
+        if offset > len(items):
+            return error(422, "ValidationError", f"pagination.cursor {raw_cursor!r} is out of range", field="pagination.cursor")
+        pagination: Dict[str, Any] = {
+            "current": encode_cursor(offset),
+            "previous": encode_cursor(max(0, offset - count)) if offset > 0 else None,
+            "totalEntries": len(items),
+        }
+        if offset + count < len(items):
+            pagination["next"] = encode_cursor(offset + count)
+        return Response(200, {"data": {route.items_key: items[offset : offset + count], "pagination": pagination}})
+
+    def _record(self, method: str, target: str, status: int, ws: Optional[SimulatedWorkspace]) -> None:
+        parts = urlsplit(target)
+        entry = RecordedRequest(method, parts.path, dict(parse_qsl(parts.query, keep_blank_values=True)), status, ws.slug if ws else None)
+        with self._log_lock:
+            self.requests.append(entry)
+
+
+def _int_or_none(value: str) -> Optional[int]:
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "SegmentSimulator/1.0"
+    protocol_version = "HTTP/1.1"
+
+    def _serve(self) -> None:
+        sim: SegmentSimulator = self.server.simulator  # type: ignore[attr-defined]
+        response, ws = sim.handle(self.command, self.path, self.headers)
+        sim._record(self.command, self.path, response.status, ws)
+        body = json.dumps(response.body, ensure_ascii=False).encode("utf-8")
+        self.send_response(response.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass  # the request log replaces stderr noise
