@@ -1,0 +1,124 @@
+"""Errors a user can act on. Each message is one paragraph: what happened, and what to do.
+
+No message ever holds the API token: errors are built from the endpoint, the status and
+Segment's own error text, never from request headers.
+"""
+
+from typing import Optional
+
+import requests
+
+SECRETS_HINT = (
+    "put it in .dlt/secrets.toml as\n\n    [sources.segment_source]\n    api_key = \"<your token>\"\n\n"
+    "or set the environment variable SOURCES__SEGMENT_SOURCE__API_KEY"
+)
+
+
+class SegmentSourceError(Exception):
+    """Base class: the message is meant for the person running the pipeline."""
+
+
+class ConfigurationError(SegmentSourceError):
+    """The configuration is wrong; nothing was requested from Segment."""
+
+
+class MissingTokenError(ConfigurationError):
+    def __init__(self) -> None:
+        super().__init__(
+            "No Segment Public API token is configured. Create one in Segment under Settings >"
+            " Workspace settings > Access Management > Tokens (a Public API token, read-only is"
+            f" enough), then {SECRETS_HINT}. To try the loader without a token, run it with --demo."
+        )
+
+
+class SegmentApiError(SegmentSourceError, requests.HTTPError):
+    """Segment answered with an error status.
+
+    A subclass of `requests.HTTPError` carrying the response, so dlt's retry policy sees the
+    status code and retries 429 and 5xx answers.
+    """
+
+    def __init__(self, message: str, endpoint: str, response: Optional[requests.Response] = None) -> None:
+        super().__init__(message, response=response)
+        self.endpoint = endpoint
+
+    @property
+    def status(self) -> Optional[int]:
+        return self.response.status_code if self.response is not None else None
+
+
+class AuthenticationError(SegmentApiError):
+    """401: the token is wrong, expired or revoked. Never retried."""
+
+
+class PermissionDeniedError(SegmentApiError):
+    """403: the token's role lacks a permission, or the plan lacks a feature."""
+
+
+class NotFoundError(SegmentApiError):
+    """404: the object or the feature does not exist in this workspace."""
+
+
+class ApiUnreachableError(SegmentSourceError):
+    """No answer from the API host after every retry."""
+
+
+class UnexpectedResponseError(SegmentSourceError):
+    """Segment answered, but not with the envelope the Public API documents."""
+
+
+DESTINATION_CREDENTIALS_HINTS = {
+    "postgres": (
+        "PostgreSQL credentials are missing. Put them in .dlt/secrets.toml as\n\n"
+        "    [destination.postgres]\n"
+        '    credentials = "postgresql://loader:<password>@localhost:5432/analytics"\n\n'
+        "or set DESTINATION__POSTGRES__CREDENTIALS to the same connection string."
+    ),
+    "snowflake": (
+        "Snowflake credentials are missing. Put them in .dlt/secrets.toml as\n\n"
+        "    [destination.snowflake.credentials]\n"
+        '    database = "SEGMENT"\n'
+        '    username = "LOADER"\n'
+        '    password = "<password>"\n'
+        '    host = "<account identifier, e.g. kgiotue-wn98412>"\n'
+        '    warehouse = "COMPUTE_WH"\n'
+        '    role = "LOADER"\n\n'
+        "or set DESTINATION__SNOWFLAKE__CREDENTIALS to"
+        " snowflake://LOADER:<password>@<account>/SEGMENT?warehouse=COMPUTE_WH&role=LOADER."
+    ),
+}
+
+
+def explain(ex: BaseException) -> "tuple[str | None, int]":
+    """One paragraph for a failure a user can fix, and the exit code; `(None, 1)` for a bug.
+
+    dlt wraps what a resource raises (PipelineStepFailed -> ResourceExtractionError -> ...), so
+    the whole chain is searched.
+    """
+    from dlt.common.configuration.exceptions import ConfigFieldMissingException
+
+    for cause in _chain(ex):
+        if isinstance(cause, ConfigurationError):
+            return str(cause), 2
+        if isinstance(cause, SegmentSourceError):
+            return str(cause), 1
+        if isinstance(cause, ConfigFieldMissingException):
+            if "api_key" in cause.fields:
+                return str(MissingTokenError()), 2
+            for destination, hint in DESTINATION_CREDENTIALS_HINTS.items():
+                if cause.spec_name.lower().startswith(destination):
+                    return hint, 2
+            return f"Configuration is missing: {', '.join(cause.fields)} ({cause.spec_name}). See .dlt/example.secrets.toml.", 2
+    return None, 1
+
+
+def _chain(ex: BaseException) -> "list[BaseException]":
+    seen: "list[BaseException]" = []
+    todo = [ex]
+    while todo:
+        current = todo.pop(0)
+        if current is None or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        todo.extend([getattr(current, "exception", None), current.__cause__, current.__context__])
+    return seen
