@@ -1,0 +1,108 @@
+"""Load a Segment workspace's configuration into DuckDB, PostgreSQL or Snowflake.
+
+    python pipelines/segment_pipeline.py --demo        # no token needed: the built-in simulator
+    python pipelines/segment_pipeline.py               # your workspace -> ./segment_pipeline.duckdb
+    python pipelines/segment_pipeline.py --destination postgres --resources sources,destinations
+
+The token and destination credentials come from dlt's configuration: .dlt/secrets.toml or
+environment variables (see .dlt/example.secrets.toml). Exit code 0 on success, 1 when the load
+failed, 2 for a configuration or usage error; failures print one paragraph, never a secret.
+"""
+
+import argparse
+import contextlib
+import sys
+from typing import Iterator, List, Optional, Sequence
+
+import dlt
+from dlt.common.pipeline import LoadInfo
+
+from segment_source import ENDPOINTS, segment_source
+from segment_source.errors import ConfigurationError, explain
+from segment_source.report import describe_location, table_counts
+
+PIPELINE_NAME = "segment_pipeline"
+DEMO_PIPELINE_NAME = "segment_demo"
+DATASET_NAME = "segment_data"
+DESTINATIONS = ("duckdb", "postgres", "snowflake")
+TRY_QUERY = (
+    "SELECT s.name AS source, count(d.id) AS destinations\n"
+    "  FROM {dataset}.sources s LEFT JOIN {dataset}.destinations d ON d.source_id = s.id\n"
+    " GROUP BY s.name ORDER BY destinations DESC LIMIT 10;"
+)
+
+
+def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--destination", choices=DESTINATIONS, default="duckdb", help="where to load (default: duckdb)")
+    parser.add_argument("--dataset-name", default=DATASET_NAME, help=f"dataset (schema) to load into (default: {DATASET_NAME})")
+    parser.add_argument("--resources", help="comma-separated tables to load (default: all): " + ",".join(e.table for e in ENDPOINTS))
+    parser.add_argument("--full-refresh", action="store_true", help="drop this pipeline's tables, history included, and load from scratch")
+    parser.add_argument("--demo", action="store_true", help="load from the built-in Segment simulator instead of your workspace (no token needed)")
+    return parser.parse_args(argv)
+
+
+def selected_resources(spec: Optional[str]) -> List[str]:
+    valid = [e.table for e in ENDPOINTS]
+    if not spec:
+        return valid
+    names = [name.strip() for name in spec.split(",") if name.strip()]
+    unknown = [name for name in names if name not in valid]
+    if unknown or not names:
+        raise ConfigurationError(
+            f"Unknown resource(s) {', '.join(unknown) or repr(spec)} in --resources. Valid names: {', '.join(valid)}."
+        )
+    return names
+
+
+@contextlib.contextmanager
+def source_settings(demo: bool) -> Iterator[dict]:
+    """Arguments for `segment_source`: the simulator's for --demo, else dlt's configuration."""
+    if not demo:
+        yield {}
+        return
+    from segment_source.simulator import SegmentSimulator, generate_workspace
+
+    with SegmentSimulator(generate_workspace("small", slug="demo-workspace", name="Demo Workspace")) as sim:
+        print(f"Demo: a simulated Segment workspace is serving the Public API at {sim.url}.")
+        yield {"api_key": sim.token, "base_url": sim.url}
+
+
+def run(args: argparse.Namespace) -> LoadInfo:
+    resources = selected_resources(args.resources)
+    pipeline = dlt.pipeline(
+        pipeline_name=DEMO_PIPELINE_NAME if args.demo else PIPELINE_NAME,
+        destination=args.destination,
+        dataset_name=args.dataset_name,
+    )
+    with source_settings(args.demo) as settings:
+        source = segment_source(**settings).with_resources(*resources)
+        info = pipeline.run(source, refresh="drop_sources" if args.full_refresh else None)
+    report(pipeline, info, resources)
+    return info
+
+
+def report(pipeline: dlt.Pipeline, info: LoadInfo, resources: List[str]) -> None:
+    print(info)
+    print("\nRows per table (current objects / versions in history):")
+    for table, current, versions in table_counts(pipeline, resources):
+        print(f"  {table:<20} {current:>8} / {versions}")
+    print(f"\nYour data: {describe_location(pipeline)}")
+    print("Try this query:\n" + TRY_QUERY.format(dataset=pipeline.dataset_name))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    try:
+        run(args)
+    except Exception as ex:  # noqa: BLE001 - every failure gets one readable paragraph
+        message, code = explain(ex)
+        if message is None:
+            raise
+        print(f"\nError: {message}", file=sys.stderr)
+        return code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
