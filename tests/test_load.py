@@ -1,0 +1,102 @@
+"""A full run loads the workspace, every table with exactly the simulator's objects."""
+
+import json
+
+import dlt
+import pytest
+
+from segment_source.simulator import SegmentSimulator, generate_workspace
+from tests.conftest import expected, load, loaded, make_pipeline, minimal_requests, rows
+
+TABLES = ["workspace", "sources", "destinations", "warehouses", "warehouse_sources", "spaces", "segments"]
+
+
+def test_a_full_run_loads_exactly_the_workspace_into_every_table(pipeline, simulator):
+    load(pipeline, simulator)
+    assert loaded(pipeline) == expected(simulator.workspace)
+    for table in TABLES:
+        assert rows(pipeline, f"SELECT count(*) FROM {{{table}}}")[0][0] == len(expected(simulator.workspace)[table])
+
+
+def test_every_row_carries_the_workspace_id(pipeline, simulator):
+    load(pipeline, simulator)
+    for table in TABLES + [t + "_history" for t in TABLES]:
+        assert rows(pipeline, f"SELECT DISTINCT workspace_id FROM {{{table}}}") == [(simulator.workspace.id,)], table
+
+
+def test_destinations_carry_their_source_and_segments_their_space(pipeline, simulator):
+    load(pipeline, simulator)
+    ws = simulator.workspace
+    assert set(rows(pipeline, "SELECT id, source_id FROM {destinations}")) == {
+        (d["id"], d["sourceId"]) for d in ws.listing("destinations")
+    }
+    assert set(rows(pipeline, "SELECT id, space_id FROM {segments}")) == {(a["id"], a["spaceId"]) for a in ws.listing("audiences")}
+
+
+def test_catalog_metadata_is_reduced_to_id_slug_and_name(pipeline, simulator):
+    load(pipeline, simulator)
+    columns = set(pipeline.default_schema.get_table_columns("destinations"))
+    assert {"metadata__id", "metadata__slug", "metadata__name"} <= columns
+    assert not [c for c in columns if c.startswith("metadata__") and c not in {"metadata__id", "metadata__slug", "metadata__name"}]
+    catalog = {d["id"]: d["metadata"] for d in simulator.workspace.listing("destinations")}
+    for dest_id, meta_id, slug, name in rows(pipeline, "SELECT id, metadata__id, metadata__slug, metadata__name FROM {destinations}"):
+        assert (meta_id, slug, name) == (catalog[dest_id]["id"], catalog[dest_id]["slug"], catalog[dest_id]["name"])
+
+
+def test_settings_land_as_one_json_column(pipeline, simulator):
+    load(pipeline, simulator)
+    for table in ("sources", "destinations", "warehouses"):
+        columns = pipeline.default_schema.get_table_columns(table)
+        assert columns["settings"]["data_type"] == "json"
+        assert not [c for c in columns if c.startswith("settings__")], table
+    kinesis = [d for d in simulator.workspace.listing("destinations") if d["metadata"]["slug"] == "amazon-kinesis"]
+    assert kinesis, "the small workspace has an Amazon Kinesis destination"
+    (settings,) = rows(pipeline, "SELECT settings FROM {destinations} WHERE id = %s", kinesis[0]["id"])[0]
+    settings = settings if isinstance(settings, dict) else json.loads(settings)
+    assert settings["region"] == "us-west-2"
+    assert settings["secretId"].startswith("<redacted:")
+
+
+def test_a_small_workspace_costs_one_request_per_list(pipeline, simulator):
+    load(pipeline, simulator)
+    ws = simulator.workspace
+    # GET /, sources, destinations, warehouses, spaces, then one per warehouse and per space
+    assert len(simulator.requests) == 5 + len(ws.ids("warehouses")) + len(ws.ids("spaces")) == minimal_requests(ws)
+    assert [r.path for r in simulator.requests].count("/") == 1
+    assert all(r.status == 200 for r in simulator.requests)
+
+
+def test_every_list_asks_for_the_largest_page_the_endpoint_allows(pipeline, simulator):
+    load(pipeline, simulator)
+    sizes = {r.path.split("/")[-1] if r.path.count("/") > 1 else r.path: r.page_size for r in simulator.requests if r.path != "/"}
+    assert sizes == {"/sources": 1000, "/destinations": 1000, "/warehouses": 1000, "connected-sources": 1000, "/spaces": 1000, "audiences": 200}
+
+
+def test_a_medium_workspace_is_paged_through_completely(tmp_path):
+    with SegmentSimulator(generate_workspace("medium")) as sim:
+        pipeline = make_pipeline(dlt.destinations.duckdb(str(tmp_path / "medium.duckdb")), tmp_path)
+        load(pipeline, sim)
+        ws = sim.workspace
+        assert loaded(pipeline) == expected(ws)
+        pages = {path: len(sim.requests_to(path)) for path in ("/sources", "/destinations")}
+        assert pages == {"/sources": 2, "/destinations": 3}  # 1250 and 2600 items at 1000 a page
+        biggest_space = ws.ids("spaces")[0]
+        audience_pages = sim.requests_to(f"/spaces/{biggest_space}/audiences")
+        assert len(audience_pages) == 2 and "pagination[cursor]" in audience_pages[1].params
+        assert len(sim.requests) == minimal_requests(ws) == 24
+
+
+@pytest.mark.parametrize("resource", ["sources", "warehouse_sources"])
+def test_selecting_resources_loads_and_requests_only_those(tmp_path, simulator, resource):
+    pipeline = make_pipeline(dlt.destinations.duckdb(str(tmp_path / "one.duckdb")), tmp_path)
+    load(pipeline, simulator, resource)
+    assert set(pipeline.default_schema.data_table_names()) >= {resource, resource + "_history"}
+    assert "destinations" not in pipeline.default_schema.data_table_names()
+    assert "/destinations" not in {r.path for r in simulator.requests}
+
+
+def test_without_history_only_current_tables_are_loaded(tmp_path, simulator):
+    pipeline = make_pipeline(dlt.destinations.duckdb(str(tmp_path / "nohist.duckdb")), tmp_path)
+    load(pipeline, simulator, history=False)
+    assert not [t for t in pipeline.default_schema.data_table_names() if "_history" in t]
+    assert loaded(pipeline) == expected(simulator.workspace)
