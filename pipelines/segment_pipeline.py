@@ -61,9 +61,9 @@ def source_settings(demo: bool) -> Iterator[dict]:
     if not demo:
         yield {}
         return
-    from segment_source.simulator import SegmentSimulator, generate_workspace
+    from segment_source.simulator import SegmentSimulator, demo_workspace
 
-    with SegmentSimulator(generate_workspace("small", slug="demo-workspace", name="Demo Workspace")) as sim:
+    with SegmentSimulator(demo_workspace()) as sim:
         print(f"Demo: a simulated Segment workspace is serving the Public API at {sim.url}.")
         yield {"api_key": sim.token, "base_url": sim.url}
 

@@ -7,6 +7,6 @@
 """
 
 from segment_source.simulator.server import RecordedRequest, SegmentSimulator
-from segment_source.simulator.workspace import SIZES, SimulatedWorkspace, Size, generate_workspace
+from segment_source.simulator.workspace import SIZES, SimulatedWorkspace, Size, demo_workspace, generate_workspace
 
-__all__ = ["SegmentSimulator", "SimulatedWorkspace", "RecordedRequest", "Size", "SIZES", "generate_workspace"]
+__all__ = ["SegmentSimulator", "SimulatedWorkspace", "RecordedRequest", "Size", "SIZES", "demo_workspace", "generate_workspace"]

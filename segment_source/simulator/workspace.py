@@ -1,7 +1,8 @@
 """A simulated Segment workspace: deterministic generation and the edits tests make between runs.
 
 Items are stored exactly as the Public API serves them (camelCase, full embedded `metadata`), so
-the server only pages through them. Every plaintext secret put into an item is recorded in
+the server only pages through them. Items are copy-on-write: an edit replaces an item's dict, so
+a listing handed to the server is a consistent snapshot without copying every item. Every plaintext secret put into an item is recorded in
 `secrets`, which lets a test prove that none of them reaches a loaded table.
 """
 
@@ -61,8 +62,9 @@ class SimulatedWorkspace:
         return {"id": self.id, "slug": self.slug, "name": self.name}
 
     def listing(self, kind: str) -> List[Dict[str, Any]]:
+        """The items of `kind`, in creation order. Treat them as read-only."""
         with self._lock:
-            return [copy.deepcopy(item) for item in self.items[kind].values()]
+            return list(self.items[kind].values())
 
     def get(self, kind: str, item_id: str) -> Dict[str, Any]:
         try:
@@ -73,12 +75,12 @@ class SimulatedWorkspace:
     def connected_sources(self, warehouse_id: str) -> List[Dict[str, Any]]:
         with self._lock:
             self.get("warehouses", warehouse_id)
-            return [copy.deepcopy(self.items["sources"][sid]) for sid in self.warehouse_sources[warehouse_id]]
+            return [self.items["sources"][sid] for sid in self.warehouse_sources[warehouse_id]]
 
     def audiences_of(self, space_id: str) -> List[Dict[str, Any]]:
         with self._lock:
             self.get("spaces", space_id)
-            return [copy.deepcopy(a) for a in self.items["audiences"].values() if a["spaceId"] == space_id]
+            return [a for a in self.items["audiences"].values() if a["spaceId"] == space_id]
 
     def ids(self, kind: str) -> List[str]:
         return list(self.items[kind])
@@ -99,10 +101,10 @@ class SimulatedWorkspace:
 
     def update(self, kind: str, item_id: str, **fields: Any) -> None:
         with self._lock:
-            item = self.get(kind, item_id)
-            item.update(fields)
+            item = dict(self.get(kind, item_id), **fields)
             if "updatedAt" in item:
                 item["updatedAt"] = self._tick()
+            self.items[kind][item_id] = item
 
     def delete(self, kind: str, item_id: str) -> None:
         """Delete an object and what Segment deletes with it."""
@@ -261,6 +263,11 @@ def generate_workspace(size: "str | Size" = "small", slug: str = "acme", seed: i
         space = space_ids[0] if a % 2 == 0 or len(space_ids) == 1 else space_ids[1 + (a // 2) % (len(space_ids) - 1)]
         ws.add("audiences", space_id=space)
     return ws
+
+
+def demo_workspace() -> SimulatedWorkspace:
+    """The workspace `--demo` serves and the README's sample queries are written against."""
+    return generate_workspace("small", slug="demo-workspace", name="Demo Workspace")
 
 
 def _take_cyclic(values: List[str], start: int, count: int) -> Iterable[str]:
