@@ -14,53 +14,17 @@ What it reproduces, from `shared/segment-api` (endpoints.json and notes.md):
 import base64
 import binascii
 import json
-import re
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 from urllib.parse import parse_qsl, urlsplit
 
+from segment_source.simulator import routes
+from segment_source.simulator.routes import ApiError, Route
 from segment_source.simulator.workspace import SimulatedWorkspace
 
 DEFAULT_PAGE_SIZE = 200
-MAX_PAGE_SIZE = 1000
-AUDIENCES_MAX_PAGE_SIZE = 200
-
-
-@dataclass(frozen=True)
-class Route:
-    """One GET endpoint: a list (`items_key` set) or a single object."""
-
-    pattern: str
-    fetch: Callable[[SimulatedWorkspace, Dict[str, str]], Any]
-    items_key: Optional[str] = None
-    max_count: int = MAX_PAGE_SIZE
-    regex: "re.Pattern[str]" = field(init=False, compare=False)
-
-    def __post_init__(self) -> None:
-        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.pattern)
-        object.__setattr__(self, "regex", re.compile(f"^{regex}$"))
-
-
-ROUTES: List[Route] = [
-    Route("/", lambda ws, p: {"workspace": ws.info()}),
-    Route("/sources", lambda ws, p: ws.listing("sources"), items_key="sources"),
-    Route("/destinations", lambda ws, p: ws.listing("destinations"), items_key="destinations"),
-    Route("/warehouses", lambda ws, p: ws.listing("warehouses"), items_key="warehouses"),
-    Route(
-        "/warehouses/{warehouseId}/connected-sources",
-        lambda ws, p: ws.connected_sources(p["warehouseId"]),
-        items_key="sources",
-    ),
-    Route("/spaces", lambda ws, p: ws.listing("spaces"), items_key="spaces"),
-    Route(
-        "/spaces/{spaceId}/audiences",
-        lambda ws, p: ws.audiences_of(p["spaceId"]),
-        items_key="audiences",
-        max_count=AUDIENCES_MAX_PAGE_SIZE,
-    ),
-]
 
 
 @dataclass
@@ -190,18 +154,22 @@ class SegmentSimulator:
 
         parts = urlsplit(target)
         params = dict(parse_qsl(parts.query, keep_blank_values=True))
-        for route in ROUTES:
-            match = route.regex.match(parts.path)
-            if match:
-                break
-        else:
+        found = routes.match(parts.path)
+        if found is None:
             return error(404, "NotFound", f"no resource at {parts.path}"), ws
+        route, path_params = found
         try:
-            data = route.fetch(ws, match.groupdict())
+            ws.check_feature(route.feature)
+            data = route.fetch(ws, path_params, params)
+        except ApiError as ex:
+            extra = {"field": ex.field} if ex.field else {}
+            return error(ex.status, ex.type, ex.message, **extra), ws
         except KeyError as missing:
             return error(404, "NotFound", f"Resource not found: {missing.args[0]}"), ws
         if route.items_key is None:
             return Response(200, {"data": data}), ws
+        if not route.paginated:
+            return Response(200, {"data": {route.items_key: data}}), ws
         return self._page(route, data, params), ws
 
     @staticmethod

@@ -55,6 +55,26 @@ class SimulatedWorkspace:
         self.items: Dict[str, Dict[str, Dict[str, Any]]] = {kind: {} for kind in KINDS}
         # warehouse id -> ids of the sources connected to it, in connection order
         self.warehouse_sources: Dict[str, List[str]] = {}
+        # feature (plan feature or permission group) -> the status its endpoints answer with
+        self.disabled: Dict[str, int] = {}
+
+    # ---- features --------------------------------------------------------------------------
+
+    def disable(self, feature: str, status: int = 403) -> None:
+        """Make the endpoints of `feature` answer `status` (403: the token lacks a permission,
+        404: the plan lacks the feature), e.g. `ws.disable("engage", 404)`."""
+        self.disabled[feature] = status
+
+    def enable(self, feature: str) -> None:
+        self.disabled.pop(feature, None)
+
+    def check_feature(self, feature: Optional[str]) -> None:
+        from segment_source.simulator.routes import ApiError
+
+        if feature in self.disabled:
+            status = self.disabled[feature]
+            kind = "Forbidden" if status == 403 else "NotFound"
+            raise ApiError(status, kind, f"{feature} is not available to this token in this workspace")
 
     # ---- reading ---------------------------------------------------------------------------
 
