@@ -4,9 +4,27 @@
 
     with SegmentSimulator(generate_workspace("medium")) as sim:
         ...  # point the source at sim.url with sim.token; edit sim.workspace between runs
+
+Rate limits, injected faults and scripted quirks are off by default; see `faults.py`:
+
+    SegmentSimulator(ws, rate_limits=RateLimits(per_token=20, window=2.0), faults=Faults(rate=0.15, seed=1))
 """
 
 from segment_source.simulator.server import RecordedRequest, SegmentSimulator
+from segment_source.simulator.faults import FAULT_KINDS, Faults, InjectedFault, Quirks, RateLimits
 from segment_source.simulator.workspace import SIZES, SimulatedWorkspace, Size, demo_workspace, generate_workspace
 
-__all__ = ["SegmentSimulator", "SimulatedWorkspace", "RecordedRequest", "Size", "SIZES", "demo_workspace", "generate_workspace"]
+__all__ = [
+    "SegmentSimulator",
+    "SimulatedWorkspace",
+    "RecordedRequest",
+    "RateLimits",
+    "Faults",
+    "FAULT_KINDS",
+    "InjectedFault",
+    "Quirks",
+    "Size",
+    "SIZES",
+    "demo_workspace",
+    "generate_workspace",
+]

@@ -8,21 +8,31 @@ What it reproduces, from `shared/segment-api` (endpoints.json and notes.md):
   `pagination.count` too): count 1..1000 (audiences 1..200), default 200, opaque base64 cursors,
   no `next` on the last page, 422 for a bad count or cursor.
 
-`handle()` is pure request -> response, so tests and later layers (rate limits, faults) can wrap it.
+`handle()` is pure request -> response. The optional policies of `faults.py` (all off by default,
+see that module) go around it: `SegmentSimulator(ws, rate_limits=RateLimits(...), faults=Faults(...),
+quirks=Quirks()...)`, or set `sim.rate_limits`, `sim.faults`, `sim.quirks` between runs.
+`respond()` is `handle()` inside the rate limits and quirks; `_Handler` adds the faults and acts out
+those of the transport (latency, a dropped connection, a slow or truncated answer). `stop()` closes
+every open connection and joins every thread, also when a slow answer is pending.
 """
 
 import base64
 import binascii
 import json
+import socket
+import sys
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
-from urllib.parse import parse_qsl, urlsplit
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Set, Tuple, Union
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from segment_source.simulator import routes
 from segment_source.simulator.routes import ApiError, Route
 from segment_source.simulator.workspace import SimulatedWorkspace
+
+if TYPE_CHECKING:
+    from segment_source.simulator.faults import Faults, Quirks, RateLimits
 
 DEFAULT_PAGE_SIZE = 200
 
@@ -36,13 +46,16 @@ class Response:
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """What the simulator saw: enough to count requests and check the page size asked for."""
+    """What the simulator saw: enough to count requests and check the page size asked for.
+
+    `fault` is the injected fault kind, if any; `status` is 0 when the connection was dropped."""
 
     method: str
     path: str
     params: Dict[str, str]
     status: int
     workspace: Optional[str]
+    fault: Optional[str] = None
 
     @property
     def page_size(self) -> Optional[int]:
@@ -82,6 +95,9 @@ class SegmentSimulator:
         token: str = "sim-token",
         host: str = "127.0.0.1",
         port: int = 0,
+        rate_limits: Optional["RateLimits"] = None,
+        faults: Optional["Faults"] = None,
+        quirks: Optional["Quirks"] = None,
     ) -> None:
         if isinstance(workspaces, SimulatedWorkspace):
             workspaces = {token: workspaces}
@@ -89,8 +105,9 @@ class SegmentSimulator:
         self.token = next(iter(self.workspaces))
         self.requests: List[RecordedRequest] = []
         self._log_lock = threading.Lock()
+        self.rate_limits, self.faults, self.quirks = rate_limits, faults, quirks
         self._host, self._port = host, port
-        self._server: Optional[ThreadingHTTPServer] = None
+        self._server: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
 
     @property
@@ -108,17 +125,18 @@ class SegmentSimulator:
     # ---- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> "SegmentSimulator":
-        self._server = ThreadingHTTPServer((self._host, self._port), _Handler)
-        self._server.daemon_threads = True
-        self._server.simulator = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="segment-simulator", daemon=True)
+        self._server = _Server((self._host, self._port), self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="segment-simulator", daemon=True
+        )  # a short poll interval: stop() waits for one
         self._thread.start()
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.shutdown()  # no new connections
+            self._server.stop_handlers()
+            self._server.server_close()  # closes the port
             self._thread.join(timeout=10)  # type: ignore[union-attr]
             self._server = None
 
@@ -147,8 +165,7 @@ class SegmentSimulator:
         """Answer one request. Returns the response and the workspace it was for (if any)."""
         if method != "GET":
             return error(405, "MethodNotAllowed", f"{method} is not supported by the simulator"), None
-        auth = headers.get("Authorization", "")
-        ws = self.workspaces.get(auth[len("Bearer "):]) if auth.startswith("Bearer ") else None
+        ws = self.workspaces.get(_bearer_token(headers))
         if ws is None:
             return error(401, "Unauthorized", "Unauthorized: the token is missing, invalid or expired"), None
 
@@ -171,6 +188,26 @@ class SegmentSimulator:
         if not route.paginated:
             return Response(200, {"data": {route.items_key: data}}), ws
         return self._page(route, data, params), ws
+
+    def respond(self, method: str, target: str, headers: Mapping[str, str]) -> Response:
+        """`handle` inside the rate limits and the quirks, if they are on."""
+        rate_limits, quirks = self.rate_limits, self.quirks
+        token = _bearer_token(headers)
+        parts = urlsplit(target)
+        found = routes.match(parts.path)
+        route = found[0] if found else None
+        rate_headers: Dict[str, str] = {}
+        if rate_limits is not None and token in self.workspaces:
+            rate_headers, refused = rate_limits.consume(token, route, parts.path)
+            if refused is not None:
+                return refused
+        if quirks is None:
+            response = self.handle(method, target, headers)[0]
+        else:
+            params = dict(parse_qsl(parts.query, keep_blank_values=True))
+            response = quirks.apply(route, parts.path, params, lambda p: self.handle(method, f"{parts.path}?{urlencode(p)}", headers)[0])
+        response.headers.update(rate_headers)
+        return response
 
     @staticmethod
     def _page(route: Route, items: List[Any], params: Dict[str, str]) -> Response:
@@ -199,11 +236,17 @@ class SegmentSimulator:
             pagination["next"] = encode_cursor(offset + count)
         return Response(200, {"data": {route.items_key: items[offset : offset + count], "pagination": pagination}})
 
-    def _record(self, method: str, target: str, status: int, ws: Optional[SimulatedWorkspace]) -> None:
+    def _record(self, method: str, target: str, status: int, ws: Optional[SimulatedWorkspace], fault: Optional[str] = None) -> None:
         parts = urlsplit(target)
-        entry = RecordedRequest(method, parts.path, dict(parse_qsl(parts.query, keep_blank_values=True)), status, ws.slug if ws else None)
+        params = dict(parse_qsl(parts.query, keep_blank_values=True))
+        entry = RecordedRequest(method, parts.path, params, status, ws.slug if ws else None, fault)
         with self._log_lock:
             self.requests.append(entry)
+
+
+def _bearer_token(headers: Mapping[str, str]) -> str:
+    auth = headers.get("Authorization", "")
+    return auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
 
 
 def _int_or_none(value: str) -> Optional[int]:
@@ -213,15 +256,81 @@ def _int_or_none(value: str) -> Optional[int]:
         return None
 
 
+class _Server(ThreadingHTTPServer):
+    """A threaded HTTP server that knows its connections and handler threads, so stopping it can
+    wake and join every handler (one may wait on a keep-alive client or a fault's delay). The
+    threads are daemons all the same: a simulator never stopped does not hold the interpreter."""
+
+    def __init__(self, address: Tuple[str, int], simulator: SegmentSimulator) -> None:
+        self.simulator = simulator
+        self.stopping = threading.Event()
+        self._connections: Set[socket.socket] = set()
+        self._handler_threads: List[threading.Thread] = []
+        self._handlers_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        thread = threading.Thread(target=self.process_request_thread, args=(request, client_address), daemon=True)
+        with self._handlers_lock:
+            self._connections.add(request)
+            self._handler_threads = [t for t in self._handler_threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._handlers_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def stop_handlers(self) -> None:
+        """Close every open connection, wake the handlers and join them; call after shutdown()."""
+        self.stopping.set()
+        with self._handlers_lock:
+            for connection in self._connections:
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # already closed by the client
+            threads = list(self._handler_threads)
+        for thread in threads:
+            thread.join()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client gone away is no error
+            super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server_version = "SegmentSimulator/1.0"
     protocol_version = "HTTP/1.1"
+    # headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm and the
+    # client's delayed ACK add ~40 ms to every keep-alive request
+    disable_nagle_algorithm = True
+    server: _Server
 
     def _serve(self) -> None:
-        sim: SegmentSimulator = self.server.simulator  # type: ignore[attr-defined]
-        response, ws = sim.handle(self.command, self.path, self.headers)
-        sim._record(self.command, self.path, response.status, ws)
+        sim = self.server.simulator
+        ws = sim.workspaces.get(_bearer_token(self.headers))
+        faults = sim.faults  # read once: a test may swap it between requests
+        if faults is None:
+            response = sim.respond(self.command, self.path, self.headers)
+            sim._record(self.command, self.path, response.status, ws)
+            return self._send(response)
+        if faults.latency_ms and self.server.stopping.wait(faults.latency_ms / 1000):
+            return self._drop()
+        fault = faults.draw(self.command, self.path)
+        if fault == "drop":
+            sim._record(self.command, self.path, 0, ws, fault)
+            return self._drop()
+        response = faults.apply(fault, lambda: sim.respond(self.command, self.path, self.headers))
+        sim._record(self.command, self.path, response.status, ws, fault)
+        if fault == "slow" and self.server.stopping.wait(faults.slow_seconds):
+            return self._drop()
+        self._send(response, truncated=fault == "malformed")
+
+    def _send(self, response: Response, truncated: bool = False) -> None:
         body = json.dumps(response.body, ensure_ascii=False).encode("utf-8")
+        if truncated:
+            body = body[: max(1, len(body) // 2)]
         self.send_response(response.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -229,6 +338,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
+
+    def _drop(self) -> None:
+        """Close the connection without an answer."""
+        self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
