@@ -17,8 +17,8 @@ from typing import Iterator, List, Optional, Sequence
 import dlt
 from dlt.common.pipeline import LoadInfo
 
-from segment_source import ENDPOINTS, segment_source
-from segment_source.errors import ConfigurationError, explain
+from segment_source import DEFAULT_TABLES, ENDPOINTS, RunReport, segment_source
+from segment_source.errors import ConfigurationError, WorkspaceFailures, explain
 from segment_source.report import describe_location, table_counts
 
 PIPELINE_NAME = "segment_pipeline"
@@ -36,7 +36,11 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--destination", choices=DESTINATIONS, default="duckdb", help="where to load (default: duckdb)")
     parser.add_argument("--dataset-name", default=DATASET_NAME, help=f"dataset (schema) to load into (default: {DATASET_NAME})")
-    parser.add_argument("--resources", help="comma-separated tables to load (default: all): " + ",".join(e.table for e in ENDPOINTS))
+    parser.add_argument(
+        "--resources",
+        help="comma-separated tables to load (default: all but the opt-in catalog_*, warehouse_syncs, function_code): "
+        + ",".join(e.table for e in ENDPOINTS),
+    )
     parser.add_argument("--full-refresh", action="store_true", help="drop this pipeline's tables, history included, and load from scratch")
     parser.add_argument("--demo", action="store_true", help="load from the built-in Segment simulator instead of your workspace (no token needed)")
     return parser.parse_args(argv)
@@ -45,7 +49,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 def selected_resources(spec: Optional[str]) -> List[str]:
     valid = [e.table for e in ENDPOINTS]
     if not spec:
-        return valid
+        return list(DEFAULT_TABLES)
     names = [name.strip() for name in spec.split(",") if name.strip()]
     unknown = [name for name in names if name not in valid]
     if unknown or not names:
@@ -75,15 +79,20 @@ def run(args: argparse.Namespace) -> LoadInfo:
         destination=args.destination,
         dataset_name=args.dataset_name,
     )
+    run_report = RunReport()
     with source_settings(args.demo) as settings:
-        source = segment_source(**settings).with_resources(*resources)
+        source = segment_source(report=run_report, **settings).with_resources(*resources)
         info = pipeline.run(source, refresh="drop_sources" if args.full_refresh else None)
-    report(pipeline, info, resources)
+    report(pipeline, info, resources, run_report)
+    if run_report.failed:
+        raise WorkspaceFailures(run_report.failed)
     return info
 
 
-def report(pipeline: dlt.Pipeline, info: LoadInfo, resources: List[str]) -> None:
+def report(pipeline: dlt.Pipeline, info: LoadInfo, resources: List[str], run_report: RunReport) -> None:
     print(info)
+    for line in run_report.skipped:
+        print(f"Note: {line}")
     print("\nRows per table (current objects / versions in history):")
     for table, current, versions in table_counts(pipeline, resources):
         print(f"  {table:<20} {current:>8} / {versions}")

@@ -7,7 +7,8 @@
     pipeline.run(segment_source())
 """
 
-from segment_source.endpoints import ENDPOINTS
+from segment_source.endpoints import DEFAULT_TABLES, ENDPOINTS
+from segment_source.report import RunReport
 from segment_source.source import segment_source
 
-__all__ = ["segment_source", "ENDPOINTS"]
+__all__ = ["segment_source", "RunReport", "ENDPOINTS", "DEFAULT_TABLES"]

@@ -1,21 +1,41 @@
 """The Segment Public API surface this package loads: one `Endpoint` per table.
 
-Facts (paths, items keys, page limits, secret fields) come from `shared/segment-api`
+Facts (paths, items keys, page limits, rate limits, secret fields) come from `shared/segment-api`
 (endpoints.json, notes.md), API version 73.2.0. Adding a table is adding one entry here.
 """
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 MAX_PAGE_SIZE = 1000  # PaginationInput.count: 1..1000 since API 73
 AUDIENCES_MAX_PAGE_SIZE = 200  # ListAudiencesPaginationInput.count: 1..200
+HISTORY_SUFFIX = "_history"
+FUNCTION_RESOURCE_TYPES = ("DESTINATION", "INSERT_DESTINATION", "INSERT_SOURCE", "INSERT_TRANSFORMATION", "SOURCE")
 
 Row = Dict[str, object]
 
 
 @dataclass(frozen=True)
+class Incremental:
+    """An append-only endpoint read from where the last run stopped, per workspace.
+
+    The next run asks for items newer than the newest loaded one minus `overlap`; the overlap is
+    read twice and deduplicated by the primary key.
+    """
+
+    cursor_field: str
+    """Item field that orders the items (ISO-8601 timestamps)."""
+    start_param: Optional[str] = None
+    """Query parameter for "newer than"; without one, paging stops at the first old item."""
+    end_param: Optional[str] = None
+    """Query parameter for "older than", pinned to the run's start so pages do not shift."""
+    overlap: timedelta = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
 class Endpoint:
-    """One Public API list (or object) endpoint and the table it loads into."""
+    """One Public API endpoint and the table it loads into."""
 
     table: str
     path: str
@@ -23,23 +43,56 @@ class Endpoint:
     data_key: str
     """Key under `data` that holds the items (or, for object endpoints, the object)."""
     primary_key: Tuple[str, ...] = ("id",)
+    """Columns that identify a row within a workspace (the table's key adds `workspace_id`)."""
     parent: Optional[str] = None
     """Table whose rows this endpoint is requested for, one request (series) per parent row."""
+    parent_key: Optional[str] = None
+    """Item field set to the parent row's id (e.g. `trackingPlanId`)."""
+    only_for: Optional[Callable[[Row], bool]] = None
+    """Ask only for parents whose (API) item passes this test; the others have nothing to give."""
+    refetch_on: Optional[str] = None
+    """Parent field (e.g. `updatedAt`): ask again only for parents where it changed since the last run."""
     page_size: Optional[int] = MAX_PAGE_SIZE
     """The largest page the endpoint allows; `None` for endpoints that are not paginated."""
+    is_object: bool = False
+    """The endpoint returns one object under `data_key`, not a list."""
+    variants: Tuple[Mapping[str, str], ...] = ()
+    """Query parameters of the listings to union, one listing each (functions per resourceType)."""
+    incremental: Optional[Incremental] = None
     secret_fields: Tuple[str, ...] = ()
     """Fields that are secrets in full (masked element by element)."""
     settings_fields: Tuple[str, ...] = ()
     """Objects whose secret-looking keys are masked; each lands as one JSON column."""
+    code_fields: Tuple[str, ...] = ()
+    """Source code in which credentials are masked."""
     shape: Optional[Callable[[Row, Row], Row]] = None
     """Turns an API item (and its parent row) into the row to load."""
     column_types: Mapping[str, str] = field(default_factory=dict)
     """dlt data types of columns that are JSON or may be null in every row of a run."""
+    feature: Optional[str] = None
+    """The plan feature or permission the endpoint needs, named when it is skipped."""
+    rate_limit: Optional[int] = None
+    """The endpoint's own limit, requests per minute."""
+    rate_limit_per_parent: bool = False
+    """The limit counts per parent (per warehouse for syncs), not for the endpoint as a whole."""
+    default: bool = True
+    """Loaded unless resources are selected explicitly; heavy or slow endpoints are opt-in."""
+    history: bool = True
+    """Also keep every version in `<table>_history` (not for append-only incremental endpoints)."""
 
     @property
-    def columns(self) -> Dict[str, Dict[str, str]]:
+    def columns(self) -> Dict[str, Dict[str, object]]:
+        """Column hints: key columns typed (text unless said otherwise) so that a table can be
+        created empty, settings and other declared columns with their types."""
         types = {**{name: "json" for name in self.settings_fields}, **self.column_types}
-        return {name: {"data_type": data_type} for name, data_type in types.items()}
+        columns: Dict[str, Dict[str, object]] = {name: {"data_type": data_type} for name, data_type in types.items()}
+        for name in self.key:
+            columns[name] = {"data_type": types.get(name, "text"), "nullable": False}
+        return columns
+
+    @property
+    def key(self) -> Tuple[str, ...]:
+        return ("workspace_id", *self.primary_key)
 
 
 def catalog_reference(item: Row, parent: Row) -> Row:
@@ -50,20 +103,31 @@ def catalog_reference(item: Row, parent: Row) -> Row:
     return item
 
 
-def warehouse_source_link(item: Row, parent: Row) -> Row:
-    return {"warehouseId": parent["id"], "sourceId": item["id"]}
+def link(parent_field: str, child_field: str) -> Callable[[Row, Row], Row]:
+    """A link row: the parent's id and the listed item's id."""
 
+    def shape(item: Row, parent: Row) -> Row:
+        return {parent_field: parent["id"], child_field: item["id"]}
+
+    return shape
+
+
+def rule_row(item: Row, parent: Row) -> Row:
+    # rules have no id; the key (type, key, version) needs a key even for IDENTIFY/GROUP rules
+    return dict(item, key=item.get("key") or "")
+
+
+def is_actions_destination(item: Row) -> bool:
+    """Only Actions destinations (catalog entries with actions) have subscriptions."""
+    metadata = item.get("metadata")
+    return isinstance(metadata, dict) and bool(metadata.get("actions"))
+
+
+CATALOG_JSON = {name: "json" for name in ("options", "actions", "presets", "components", "contacts", "categories", "previous_names", "supported_regions", "region_endpoints")}
 
 ENDPOINTS: List[Endpoint] = [
-    Endpoint("workspace", "/", "workspace", page_size=None),
-    Endpoint(
-        "sources",
-        "/sources",
-        "sources",
-        secret_fields=("writeKeys",),
-        settings_fields=("settings",),
-        shape=catalog_reference,
-    ),
+    Endpoint("workspace", "/", "workspace", page_size=None, is_object=True),
+    Endpoint("sources", "/sources", "sources", secret_fields=("writeKeys",), settings_fields=("settings",), shape=catalog_reference),
     Endpoint("destinations", "/destinations", "destinations", settings_fields=("settings",), shape=catalog_reference),
     Endpoint("warehouses", "/warehouses", "warehouses", settings_fields=("settings",), shape=catalog_reference),
     Endpoint(
@@ -72,18 +136,133 @@ ENDPOINTS: List[Endpoint] = [
         "sources",
         primary_key=("warehouse_id", "source_id"),
         parent="warehouses",
-        shape=warehouse_source_link,
+        shape=link("warehouseId", "sourceId"),
     ),
-    Endpoint("spaces", "/spaces", "spaces"),
+    Endpoint("spaces", "/spaces", "spaces", feature="Engage"),
     Endpoint(
         "segments",
         "/spaces/{id}/audiences",
         "audiences",
         parent="spaces",
+        parent_key="spaceId",
         page_size=AUDIENCES_MAX_PAGE_SIZE,
         column_types={"definition__target_entity": "text"},
+        feature="Engage",
+        rate_limit=60,
+    ),
+    Endpoint(
+        "computed_traits",
+        "/spaces/{id}/computed-traits",
+        "computedTraits",
+        parent="spaces",
+        parent_key="spaceId",
+        feature="Engage",
+        rate_limit=25,
+    ),
+    Endpoint("tracking_plans", "/tracking-plans", "trackingPlans", feature="Protocols"),
+    Endpoint(
+        "tracking_plan_rules",
+        "/tracking-plans/{id}/rules",
+        "rules",
+        primary_key=("tracking_plan_id", "type", "key", "version"),
+        parent="tracking_plans",
+        parent_key="trackingPlanId",
+        refetch_on="updatedAt",
+        shape=rule_row,
+        column_types={"json_schema": "json", "version": "bigint", "deprecated_at": "timestamp"},
+        feature="Protocols",
+        rate_limit=200,
+    ),
+    Endpoint(
+        "tracking_plan_sources",
+        "/tracking-plans/{id}/sources",
+        "sources",
+        primary_key=("tracking_plan_id", "source_id"),
+        parent="tracking_plans",
+        shape=link("trackingPlanId", "sourceId"),
+        feature="Protocols (Source Read-only and Tracking Plan Read-only)",
+    ),
+    Endpoint(
+        "functions",
+        "/functions",
+        "functions",
+        variants=tuple({"resourceType": t} for t in FUNCTION_RESOURCE_TYPES),
+        feature="Functions",
+    ),
+    Endpoint(
+        "destination_filters",
+        "/destination/{id}/filters",
+        "filters",
+        parent="destinations",
+        parent_key="destinationId",
+        column_types={"actions": "json"},
+        feature="Destination Filters",
+    ),
+    Endpoint(
+        "destination_subscriptions",
+        "/destinations/{id}/subscriptions",
+        "subscriptions",
+        parent="destinations",
+        parent_key="destinationId",
+        only_for=is_actions_destination,
+        settings_fields=("settings",),
+        column_types={"reverse_etl_schedule": "json", "model_id": "text"},
+        feature="Actions destinations",
+    ),
+    Endpoint("users", "/users", "users", feature="Access Management (Workspace Owner)"),
+    Endpoint("user_groups", "/groups", "userGroups", feature="Access Management (Workspace Owner)"),
+    Endpoint("roles", "/roles", "roles", feature="Access Management (Workspace Owner)"),
+    Endpoint("labels", "/labels", "labels", primary_key=("key", "value"), page_size=None),
+    Endpoint("reverse_etl_models", "/reverse-etl-models", "models", feature="Reverse ETL"),
+    Endpoint(
+        "transformations",
+        "/transformations",
+        "transformations",
+        column_types={
+            name: "json"
+            for name in ("property_renames", "property_value_transformations", "fql_defined_properties", "allow_properties", "hash_properties_configuration")
+        },
+    ),
+    Endpoint(
+        "audit_events",
+        "/audit-events",
+        "events",
+        incremental=Incremental(cursor_field="timestamp", start_param="startTime", end_param="endTime"),
+        feature="Audit Trail (Business tier)",
+        history=False,
+    ),
+    # ---- opt-in: heavy, slow or sensitive -------------------------------------------------
+    Endpoint("catalog_sources", "/catalog/sources", "sourcesCatalog", column_types=CATALOG_JSON, default=False),
+    Endpoint("catalog_destinations", "/catalog/destinations", "destinationsCatalog", column_types=CATALOG_JSON, default=False),
+    Endpoint("catalog_warehouses", "/catalog/warehouses", "warehousesCatalog", column_types=CATALOG_JSON, default=False),
+    Endpoint(
+        "warehouse_syncs",
+        "/warehouses/{id}/syncs",
+        "reports",
+        primary_key=("warehouse_id", "source_id", "start"),
+        parent="warehouses",
+        parent_key="warehouseId",
+        incremental=Incremental(cursor_field="start", overlap=timedelta(days=1)),
+        column_types={"start": "timestamp", "end": "timestamp", "notices": "json"},
+        rate_limit=2,
+        rate_limit_per_parent=True,
+        default=False,
+        history=False,
+    ),
+    Endpoint(
+        "function_code",
+        "/functions/{id}",
+        "function",
+        parent="functions",
+        page_size=None,
+        is_object=True,
+        code_fields=("code",),
+        column_types={"settings": "json", "deployed_at": "timestamp"},
+        feature="Functions",
+        default=False,
     ),
 ]
 
 BY_TABLE: Dict[str, Endpoint] = {e.table: e for e in ENDPOINTS}
 PARENT_TABLES = frozenset(e.parent for e in ENDPOINTS if e.parent)
+DEFAULT_TABLES = [e.table for e in ENDPOINTS if e.default]

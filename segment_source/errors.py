@@ -67,6 +67,17 @@ class UnexpectedResponseError(SegmentSourceError):
     """Segment answered, but not with the envelope the Public API documents."""
 
 
+class WorkspaceFailures(SegmentSourceError):
+    """Some workspaces failed; the others were loaded."""
+
+    def __init__(self, failed: "dict[str, str]") -> None:
+        lines = "\n".join(f"  - {workspace}: {why}" for workspace, why in failed.items())
+        super().__init__(
+            f"{len(failed)} workspace(s) could not be loaded; every other workspace was loaded,"
+            f" and what was loaded before for these stays as it was:\n{lines}"
+        )
+
+
 DESTINATION_CREDENTIALS_HINTS = {
     "postgres": (
         "PostgreSQL credentials are missing. Put them in .dlt/secrets.toml as\n\n"

@@ -1,76 +1,213 @@
 """Reads one workspace's endpoints into loadable rows.
 
 Rows are the API's items, shaped by their endpoint (catalog metadata reduced, links built),
-with secrets masked and `workspaceId` set. Parent lists (warehouses, spaces) are fetched once
-per run and shared with their children, so a run costs one request series per list.
+with secrets masked, the parent's id and `workspaceId` set. Parent lists (warehouses, spaces,
+tracking plans, destinations, functions) are fetched once per run and shared with their
+children. `read` also says which rows of the destination tables the rows it read replace (the
+merge scope): the whole workspace for a full listing, or only the changed parents' children.
 """
 
 import re
-from typing import Dict, Iterator, List, Optional
+from datetime import datetime, timedelta, timezone
+from typing import Any, Dict, Generator, Iterator, List, Optional, Set, Tuple
 
 from segment_source import redaction
 from segment_source.client import SegmentClient
-from segment_source.endpoints import BY_TABLE, PARENT_TABLES, Endpoint, Row
-from segment_source.errors import UnexpectedResponseError
+from segment_source.endpoints import BY_TABLE, ENDPOINTS, PARENT_TABLES, Endpoint, Row
+from segment_source.errors import NotFoundError, UnexpectedResponseError
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_SQL_SAFE = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
 WORKSPACE = BY_TABLE["workspace"]
+CHILDREN = {p: [e for e in ENDPOINTS if e.parent == p and e.only_for] for p in PARENT_TABLES}
+
+Pages = Generator[List[Row], None, Optional[str]]
+"""Yields pages of rows; returns the SQL condition of the rows they replace (None: replace nothing)."""
+
+
+def sql_literal(value: Any) -> str:
+    """A string literal for a merge scope. Ids are plain identifiers; anything else is refused,
+    which keeps quoting rules (Snowflake treats backslashes as escapes) out of the picture."""
+    text = str(value)
+    if not _SQL_SAFE.match(text):
+        raise UnexpectedResponseError(f"Segment returned the id {text[:40]!r}, which is not a plain identifier; please report this.")
+    return f"'{text}'"
 
 
 class WorkspaceReader:
     """One workspace, reached with one token."""
 
-    def __init__(self, client: SegmentClient, fingerprint_key: Optional[str] = None) -> None:
+    def __init__(self, client: SegmentClient, label: str, fingerprint_key: Optional[str] = None, start_date: Optional[datetime] = None) -> None:
         self.client = client
+        self.label = label
+        """How messages name this workspace before its slug is known ("workspace 2 of 3")."""
+        self.failure: Optional[Exception] = None
+        """Set when the workspace failed in this run: its other resources are not read."""
         self._fingerprint_key = fingerprint_key
+        self._start_date = start_date or datetime.now(timezone.utc) - timedelta(days=90)
+        """Where incremental endpoints start on their first run (the audit trail keeps 90 days)."""
+        self._run_started = datetime.now(timezone.utc)
         self._info: Optional[Row] = None
         self._parents: Dict[str, List[Row]] = {}
+        self._eligible: Dict[str, Set[str]] = {}
 
     @property
     def info(self) -> Row:
         """The workspace object (`GET /`), fetched once."""
         if self._info is None:
             info = self.client.get(WORKSPACE.path, WORKSPACE.data_key)
-            if not isinstance(info, dict) or not _SAFE_ID.match(str(info.get("id", ""))):
-                raise UnexpectedResponseError(
-                    "GET / answered with a workspace whose id is missing or not a plain identifier;"
-                    " the Public API may have changed; please report this."
-                )
+            if not isinstance(info, dict) or "id" not in info:
+                raise UnexpectedResponseError("GET / answered without a workspace id; the Public API may have changed; please report this.")
+            sql_literal(info["id"])
             self._info = info
+            self.label = f"workspace {info.get('slug') or info['id']}"
         return self._info
 
     @property
     def workspace_id(self) -> str:
         return str(self.info["id"])
 
-    def pages(self, endpoint: Endpoint) -> Iterator[List[Row]]:
-        """The endpoint's rows, a page at a time."""
+    @property
+    def scope(self) -> str:
+        return f"workspace_id = {sql_literal(self.workspace_id)}"
+
+    def read(self, endpoint: Endpoint, state: Dict[str, Any]) -> Pages:
+        """The endpoint's rows, a page at a time. `state` is this workspace's resource state."""
         if endpoint is WORKSPACE:
             yield [self._row(endpoint, self.info, {})]
+        elif endpoint.incremental and not endpoint.parent:
+            yield from self._read_incremental(endpoint, endpoint.path, state, "cursor", {})
+            return None
         elif endpoint.table in PARENT_TABLES:
             yield self._parent_rows(endpoint)
+        elif endpoint.parent:
+            return (yield from self._read_children(endpoint, state))
         else:
-            yield from self._fetch(endpoint)
+            for params in endpoint.variants or ({},):
+                for items in self.client.pages(endpoint.path, endpoint.data_key, endpoint.page_size, params):
+                    yield [self._row(endpoint, dict(params, **item), {}) for item in items]
+        return self.scope
+
+    # ---- parents and children --------------------------------------------------------------
 
     def _parent_rows(self, endpoint: Endpoint) -> List[Row]:
         if endpoint.table not in self._parents:
-            self._parents[endpoint.table] = [row for page in self._fetch(endpoint) for row in page]
+            rows = []
+            for params in endpoint.variants or ({},):
+                for items in self.client.pages(endpoint.path, endpoint.data_key, endpoint.page_size, params):
+                    for item in items:
+                        for child in CHILDREN[endpoint.table]:
+                            if child.only_for(item):  # type: ignore[misc]
+                                self._eligible.setdefault(child.table, set()).add(item["id"])
+                        rows.append(self._row(endpoint, dict(params, **item), {}))
+            self._parents[endpoint.table] = rows
         return self._parents[endpoint.table]
 
-    def _fetch(self, endpoint: Endpoint) -> Iterator[List[Row]]:
-        if endpoint.parent is None:
-            for items in self.client.pages(endpoint.path, endpoint.data_key, endpoint.page_size):
-                yield [self._row(endpoint, item, {}) for item in items]
-            return
-        for parent in self._parent_rows(BY_TABLE[endpoint.parent]):
+    def _read_children(self, endpoint: Endpoint, state: Dict[str, Any]) -> Pages:
+        parents = self._parent_rows(BY_TABLE[endpoint.parent])  # type: ignore[index]
+        if endpoint.only_for:
+            eligible = self._eligible.get(endpoint.table, set())
+            parents = [p for p in parents if p["id"] in eligible]
+        if endpoint.refetch_on:
+            return (yield from self._read_changed_children(endpoint, parents, state))
+        for parent in parents:
             path = endpoint.path.format(id=parent["id"])
-            for items in self.client.pages(path, endpoint.data_key, endpoint.page_size):
-                yield [self._row(endpoint, item, parent) for item in items]
+            if endpoint.incremental:
+                cursors = state.setdefault("cursors", {})
+                yield from self._skip_vanished(self._read_incremental(endpoint, path, cursors, parent["id"], parent))
+            else:
+                yield from self._skip_vanished(self._pages(endpoint, path, parent))
+        return None if endpoint.incremental else self.scope
+
+    def _read_changed_children(self, endpoint: Endpoint, parents: List[Row], state: Dict[str, Any]) -> Pages:
+        """Children of the parents whose `refetch_on` field changed since the last run."""
+        versions = {str(p["id"]): p.get(endpoint.refetch_on) for p in parents}  # type: ignore[arg-type]
+        known: Dict[str, Any] = state.get("versions", {})
+        changed = [p for p in parents if str(p["id"]) not in known or known[str(p["id"])] != versions[str(p["id"])]]
+        deleted = set(known) - set(versions)
+        for parent in changed:
+            if not (yield from self._skip_vanished(self._pages(endpoint, endpoint.path.format(id=parent["id"]), parent))):
+                versions.pop(str(parent["id"]))  # vanished mid-run: ask again next run
+        state["versions"] = versions
+        touched = sorted({str(p["id"]) for p in changed} | deleted)
+        if not touched:
+            return None
+        column = _snake(endpoint.parent_key)  # type: ignore[arg-type]
+        return f"{self.scope} AND {column} IN ({', '.join(sql_literal(t) for t in touched)})"
+
+    def _pages(self, endpoint: Endpoint, path: str, parent: Row) -> Iterator[List[Row]]:
+        if endpoint.is_object:
+            yield [self._row(endpoint, self.client.get(path, endpoint.data_key), parent)]
+            return
+        for items in self.client.pages(path, endpoint.data_key, endpoint.page_size):
+            yield [self._row(endpoint, item, parent) for item in items]
+
+    @staticmethod
+    def _skip_vanished(pages: Iterator[List[Row]]) -> Generator[List[Row], None, bool]:
+        """Pass pages through; a 404 means the parent was deleted mid-run: it has no children."""
+        try:
+            yield from pages
+        except NotFoundError:
+            return False
+        return True
+
+    # ---- incremental -----------------------------------------------------------------------
+
+    def _read_incremental(self, endpoint: Endpoint, path: str, cursors: Dict[str, Any], key: str, parent: Row) -> Iterator[List[Row]]:
+        """Items newer than the last run's newest (minus the overlap); the cursor moves only
+        once the whole listing was read."""
+        inc = endpoint.incremental
+        assert inc is not None
+        last = cursors.get(key)
+        since = _parse_time(last) - inc.overlap if last else self._start_date
+        params: Dict[str, str] = {}
+        if inc.start_param:
+            params[inc.start_param] = _format_time(since)
+        if inc.end_param:
+            params[inc.end_param] = _format_time(self._run_started)
+        newest = last
+        for items in self.client.pages(path, endpoint.data_key, endpoint.page_size, params):
+            fresh = [i for i in items if i.get(inc.cursor_field) and _parse_time(i[inc.cursor_field]) > since]
+            if fresh:
+                top = max(str(i[inc.cursor_field]) for i in fresh)
+                newest = top if newest is None or _parse_time(top) > _parse_time(newest) else newest
+                yield [self._row(endpoint, item, parent) for item in fresh]
+            if not inc.start_param and len(fresh) < len(items):
+                break  # newest first: the rest of the listing is older than the cursor
+        if newest is not None:
+            cursors[key] = newest
+
+    # ---- rows ------------------------------------------------------------------------------
 
     def _row(self, endpoint: Endpoint, item: Row, parent: Row) -> Row:
         if endpoint.shape is not None:
             item = endpoint.shape(item, parent)
+        if endpoint.parent_key and parent:
+            item = dict(item)
+            item.setdefault(endpoint.parent_key, parent["id"])
         key = self._fingerprint_key or self.workspace_id
-        row = redaction.redact_item(item, endpoint.secret_fields, endpoint.settings_fields, key)
+        row = redaction.redact_item(item, endpoint.secret_fields, endpoint.settings_fields, key, endpoint.code_fields)
         row.setdefault("workspaceId", self.workspace_id)
         return row
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _parse_time(value: Any) -> datetime:
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _format_time(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def split_tokens(api_key: Any) -> Tuple[str, ...]:
+    """One token, or several: a TOML list, a JSON list, or a comma-separated string."""
+    import json
+
+    if isinstance(api_key, str) and api_key.strip().startswith("["):
+        api_key = json.loads(api_key)
+    values = api_key if isinstance(api_key, (list, tuple)) else str(api_key).split(",")
+    return tuple(dict.fromkeys(str(v).strip() for v in values if str(v).strip()))

@@ -8,7 +8,10 @@ What counts as a secret:
 - a whole field the endpoint catalogue marks as secret (a source's `writeKeys`);
 - inside settings objects, at any depth and inside lists: any value whose name looks secret
   (see `is_secret_name`), any `{"key"|"name": <secret-looking name>, "value": ...}` pair (HTTP
-  headers, legacy Config API settings), and the password or secret query parameters of a URL.
+  headers, legacy Config API settings), and the password or secret query parameters of a URL;
+- inside source code (functions) and free text (error snippets): string literals assigned to a
+  secret-looking name, `Bearer`/`Basic` credentials, URL secrets, and literals that look like
+  keys (long, mixed letters and digits, no spaces).
 """
 
 import hashlib
@@ -106,8 +109,36 @@ def redact_url(url: str, key: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
-def redact_item(item: dict, secret_fields: Iterable[str], settings_fields: Iterable[str], key: str) -> dict:
-    """Mask whole secret fields and the secrets inside settings fields of one API item."""
+_NAME = r"[A-Za-z_$][\w$.-]*"
+_ASSIGNED_LITERAL = re.compile(r"""(?P<name>["']?%s["']?\s*[:=]\s*)(?P<q>["'`])(?P<value>[^"'`\n]*)(?P=q)""" % _NAME)
+_AUTH_SCHEME = re.compile(r"\b(?P<scheme>Bearer|Basic|Token)\s+(?P<value>[A-Za-z0-9._~+/=-]{8,})")
+_URL = re.compile(r"[a-z][a-z0-9+.-]*://[^\s'\"`<>]+", re.I)
+_KEY_LIKE = re.compile(r"(?<![\w<:])[A-Za-z0-9_+/=-]{20,}(?![\w>])")
+
+
+def _looks_like_key(text: str) -> bool:
+    return sum(c.isdigit() for c in text) >= 2 and sum(c.isalpha() for c in text) >= 2
+
+
+def redact_text(text: str, key: str) -> str:
+    """Mask credentials in source code or free text (see the module docstring)."""
+
+    def assigned(m: "re.Match[str]") -> str:
+        name = m.group("name").strip(" \t:='\"").rsplit(".", 1)[-1]
+        if is_secret_name(name) and m.group("value"):
+            return f"{m.group('name')}{m.group('q')}{mask(m.group('value'), key)}{m.group('q')}"
+        return m.group(0)
+
+    text = _ASSIGNED_LITERAL.sub(assigned, text)
+    text = _AUTH_SCHEME.sub(lambda m: f"{m.group('scheme')} {mask(m.group('value'), key)}", text)
+    text = _URL.sub(lambda m: redact_url(m.group(0), key), text)
+    return _KEY_LIKE.sub(lambda m: mask(m.group(0), key) if _looks_like_key(m.group(0)) else m.group(0), text)
+
+
+def redact_item(
+    item: dict, secret_fields: Iterable[str], settings_fields: Iterable[str], key: str, code_fields: Iterable[str] = ()
+) -> dict:
+    """Mask whole secret fields, the secrets inside settings fields and in code of one API item."""
     out = dict(item)
     for name in secret_fields:
         if name in out:
@@ -115,4 +146,7 @@ def redact_item(item: dict, secret_fields: Iterable[str], settings_fields: Itera
     for name in settings_fields:
         if name in out:
             out[name] = redact_settings(out[name], key)
+    for name in code_fields:
+        if isinstance(out.get(name), str):
+            out[name] = redact_text(out[name], key)
     return out

@@ -1,10 +1,55 @@
-"""What a finished run tells its user: rows per table and where the data is."""
+"""What a run tells its user: skipped resources, failed workspaces, rows per table, where the data is."""
 
-from typing import List, Tuple
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Dict, List, Tuple
 
 import dlt
 
-from segment_source.source import HISTORY_SUFFIX
+from segment_source.endpoints import HISTORY_SUFFIX, Endpoint
+
+if TYPE_CHECKING:
+    from segment_source.reader import WorkspaceReader
+
+logger = logging.getLogger("segment_source")
+
+
+@dataclass
+class RunReport:
+    """Filled while a source extracts; read by the caller afterwards.
+
+    Pass one to `segment_source(report=...)` to see what was skipped or failed; the load of
+    everything else goes on regardless.
+    """
+
+    skipped: List[str] = field(default_factory=list)
+    """One line per resource skipped in a workspace (a 403 or 404 on a feature)."""
+    failed: Dict[str, str] = field(default_factory=dict)
+    """Workspace -> why it failed (a rejected token, an unreachable API...)."""
+    readers: List["WorkspaceReader"] = field(default_factory=list)
+
+    def skip(self, reader: "WorkspaceReader", endpoint: Endpoint, error: Exception) -> None:
+        status = getattr(error, "status", None)
+        feature = endpoint.feature or endpoint.table
+        why = "the token's role lacks the permission" if status == 403 else "the workspace does not have the feature"
+        line = f"{reader.label}: skipped {endpoint.table}: {why} ({feature}); Segment answered {status}. Everything else was loaded."
+        self.skipped.append(line)
+        logger.warning(line)
+
+    def fail(self, reader: "WorkspaceReader", error: Exception) -> None:
+        self.failed[reader.label] = str(error)
+        logger.warning("%s failed and was not loaded: %s", reader.label, error)
+
+    @property
+    def stats(self) -> Dict[str, Any]:
+        """Requests, retries and rate-limit waits of every workspace's client, summed."""
+        total: Dict[str, Any] = {"requests": 0, "retries": 0, "rate_limited": 0, "waited_seconds": 0.0}
+        for reader in self.readers:
+            stats = reader.client.stats
+            for name in total:
+                total[name] += getattr(stats, name)
+            total["waited_seconds"] += reader.client.limiter.waited_seconds
+        return total
 
 
 def table_counts(pipeline: dlt.Pipeline, tables: List[str]) -> List[Tuple[str, int, int]]:
@@ -20,7 +65,7 @@ def table_counts(pipeline: dlt.Pipeline, tables: List[str]) -> List[Tuple[str, i
     return counts
 
 
-def _count(client, table: str) -> int:
+def _count(client: Any, table: str) -> int:
     return client.execute_sql(f"SELECT count(*) FROM {client.make_qualified_table_name(table)}")[0][0]
 
 
