@@ -106,9 +106,16 @@ def explain(ex: BaseException) -> "tuple[str | None, int]":
     dlt wraps what a resource raises (PipelineStepFailed -> ResourceExtractionError -> ...), so
     the whole chain is searched.
     """
-    from dlt.common.configuration.exceptions import ConfigFieldMissingException
+    from dlt.common.configuration.exceptions import ConfigFieldMissingException, ConfigurationException
+    from dlt.common.configuration.providers.toml import TomlProviderReadException
 
     for cause in _chain(ex):
+        if isinstance(cause, TomlProviderReadException):
+            return (
+                f"{str(cause).rstrip('.')}. Fix the file (it is TOML: strings in double quotes, one [section] per"
+                " table; see .dlt/example.secrets.toml) and run again. Nothing was requested or loaded.",
+                2,
+            )
         if isinstance(cause, ConfigurationError):
             return str(cause), 2
         if isinstance(cause, SegmentSourceError):
@@ -120,6 +127,8 @@ def explain(ex: BaseException) -> "tuple[str | None, int]":
                 if cause.spec_name.lower().startswith(destination):
                     return hint, 2
             return f"Configuration is missing: {', '.join(cause.fields)} ({cause.spec_name}). See .dlt/example.secrets.toml.", 2
+        if isinstance(cause, ConfigurationException):
+            return f"The configuration is not valid: {str(cause).rstrip('.')}. Nothing was requested or loaded.", 2
     return None, 1
 
 
