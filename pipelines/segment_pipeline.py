@@ -19,6 +19,7 @@ from dlt.common.pipeline import LoadInfo
 
 from segment_source import DEFAULT_TABLES, ENDPOINTS, RunReport, segment_source
 from segment_source.errors import ConfigurationError, WorkspaceFailures, explain
+from segment_source.recovery import recover_interrupted_load
 from segment_source.report import describe_location, table_counts
 
 PIPELINE_NAME = "segment_pipeline"
@@ -79,6 +80,7 @@ def run(args: argparse.Namespace) -> LoadInfo:
         destination=args.destination,
         dataset_name=args.dataset_name,
     )
+    recover_interrupted_load(pipeline)
     run_report = RunReport()
     with source_settings(args.demo) as settings:
         source = segment_source(report=run_report, **settings).with_resources(*resources)

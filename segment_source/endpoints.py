@@ -60,7 +60,7 @@ class Endpoint:
     """Query parameters of the listings to union, one listing each (functions per resourceType)."""
     incremental: Optional[Incremental] = None
     secret_fields: Tuple[str, ...] = ()
-    """Fields that are secrets in full (masked element by element)."""
+    """Fields that are secrets in full (masked element by element); dotted for nested fields."""
     settings_fields: Tuple[str, ...] = ()
     """Objects whose secret-looking keys are masked; each lands as one JSON column."""
     code_fields: Tuple[str, ...] = ()
@@ -218,6 +218,7 @@ ENDPOINTS: List[Endpoint] = [
         "transformations",
         "/transformations",
         "transformations",
+        secret_fields=("hashPropertiesConfiguration.key",),  # "Optional key to hash with"
         column_types={
             name: "json"
             for name in ("property_renames", "property_value_transformations", "fql_defined_properties", "allow_properties", "hash_properties_configuration")

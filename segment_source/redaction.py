@@ -135,14 +135,21 @@ def redact_text(text: str, key: str) -> str:
     return _KEY_LIKE.sub(lambda m: mask(m.group(0), key) if _looks_like_key(m.group(0)) else m.group(0), text)
 
 
+def _mask_path(value: Any, path: str, key: str) -> Any:
+    """Mask the field at a dotted `path` of an object, copying only what lies on the path."""
+    head, _, rest = path.partition(".")
+    if not isinstance(value, dict) or head not in value:
+        return value
+    return dict(value, **{head: _mask_path(value[head], rest, key) if rest else mask(value[head], key)})
+
+
 def redact_item(
     item: dict, secret_fields: Iterable[str], settings_fields: Iterable[str], key: str, code_fields: Iterable[str] = ()
 ) -> dict:
     """Mask whole secret fields, the secrets inside settings fields and in code of one API item."""
     out = dict(item)
     for name in secret_fields:
-        if name in out:
-            out[name] = mask(out[name], key)
+        out = _mask_path(out, name, key)
     for name in settings_fields:
         if name in out:
             out[name] = redact_settings(out[name], key)

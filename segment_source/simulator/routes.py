@@ -3,17 +3,25 @@
 Facts per endpoint (items keys, page limits, rate limits) follow `shared/segment-api/endpoints.json`.
 A `fetch` gets the workspace, the path parameters and the query parameters; it returns the list
 to page through (`items_key` set) or the `data` object, raises `KeyError` for an unknown parent
-(404) and `ApiError` for any other error answer.
+(404) and `ApiError` for any other error answer. `/audit-events` is the one list that pages
+itself (its cursor carries the `endTime` of the first page).
 """
 
+import base64
+import binascii
+import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from segment_source.simulator import catalog
+from segment_source.simulator.generate import iso
 from segment_source.simulator.workspace import SimulatedWorkspace
 
 MAX_PAGE_SIZE = 1000
 AUDIENCES_MAX_PAGE_SIZE = 200
+CURSOR_PARAMS = ("pagination[cursor]", "pagination.cursor")
 
 
 class ApiError(Exception):
@@ -50,6 +58,85 @@ class Route:
         object.__setattr__(self, "regex", re.compile(f"^{regex}$"))
 
 
+def _choice(params: Dict[str, str], name: str, allowed: Sequence[str], required: bool = False) -> Optional[str]:
+    """A query parameter that takes one of `allowed` values; 422 for any other (or none, if required)."""
+    value = params.get(name)
+    if value is None and not required:
+        return None
+    if value not in allowed:
+        got = "it is missing" if value is None else f"got {value!r}"
+        raise ApiError(422, "ValidationError", f"{name} must be one of {', '.join(allowed)}: {got}", field=name)
+    return value
+
+
+def _time(params: Dict[str, str], name: str) -> Optional[datetime]:
+    """An ISO-8601 query parameter; 422 if it is not one."""
+    value = params.get(name)
+    if value is None:
+        return None
+    try:
+        return _parse_time(value)
+    except ValueError:
+        raise ApiError(422, "ValidationError", f"{name} must be an ISO-8601 timestamp, got {value!r}", field=name) from None
+
+
+def _parse_time(value: str) -> datetime:
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)  # UTC unless it says otherwise
+
+
+def _tracking_plans(ws: SimulatedWorkspace, p: Dict[str, str], q: Dict[str, str]) -> List[Dict[str, Any]]:
+    plan_type = _choice(q, "type", catalog.TRACKING_PLAN_TYPES)
+    return [plan for plan in ws.listing("tracking_plans") if plan_type in (None, plan["type"])]
+
+
+def _functions(ws: SimulatedWorkspace, p: Dict[str, str], q: Dict[str, str]) -> List[Dict[str, Any]]:
+    resource_type = _choice(q, "resourceType", sorted(catalog.FUNCTION_TEMPLATES), required=True)
+    return ws.functions_of(resource_type)  # type: ignore[arg-type] # required: never None
+
+
+def _audit_events(ws: SimulatedWorkspace, p: Dict[str, str], q: Dict[str, str]) -> Dict[str, Any]:
+    """`GET /audit-events`: newest first. The cursor pins the first page's `endTime` (as the real
+    API's does: base64 JSON `{"pageToken", "endTime"}`), so events recorded while a client pages
+    do not shift its pages. The pages themselves are the server's, on the events up to `endTime`."""
+    from segment_source.simulator.server import SegmentSimulator  # the server imports this module
+
+    params = {k: v for k, v in q.items() if k not in CURSOR_PARAMS}
+    cursor = next((q[k] for k in CURSOR_PARAMS if k in q), None)
+    if cursor is None:
+        end_time = _time(q, "endTime") or ws.audit_clock()
+    else:
+        params["pagination[cursor]"], end_time = _read_audit_cursor(cursor)
+    events = ws.audit_events(_time(q, "startTime"), end_time, q.get("resourceId"), q.get("resourceType"))
+    response = SegmentSimulator._page(_AUDIT_EVENTS_PAGES, events, params)
+    if response.status != 200:
+        problem = response.body["errors"][0]
+        raise ApiError(problem["status"], problem["type"], problem["message"], problem.get("field"))
+    data = response.body["data"]
+    for name in ("current", "previous", "next"):
+        if data["pagination"].get(name) is not None:
+            data["pagination"][name] = _audit_cursor(data["pagination"][name], end_time)
+    return data
+
+
+def _audit_cursor(page_token: str, end_time: datetime) -> str:
+    return base64.b64encode(json.dumps({"pageToken": page_token, "endTime": iso(end_time)}).encode()).decode()
+
+
+def _read_audit_cursor(cursor: str) -> Tuple[str, datetime]:
+    try:
+        decoded = json.loads(base64.b64decode(cursor, validate=True))
+        page_token, end_time = decoded["pageToken"], _parse_time(decoded["endTime"])
+        if not isinstance(page_token, str):
+            raise TypeError(page_token)
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        raise ApiError(422, "ValidationError", f"pagination.cursor {cursor!r} is not valid", field="pagination.cursor") from None
+    return page_token, end_time
+
+
+# how the server pages the audit trail (the route itself answers with a whole `data` object)
+_AUDIT_EVENTS_PAGES = Route("/audit-events", _audit_events, items_key="events")
+
 ROUTES: List[Route] = [
     Route("/", lambda ws, p, q: {"workspace": ws.info()}),
     Route("/sources", lambda ws, p, q: ws.listing("sources"), items_key="sources"),
@@ -60,6 +147,13 @@ ROUTES: List[Route] = [
         lambda ws, p, q: ws.connected_sources(p["warehouseId"]),
         items_key="sources",
     ),
+    Route(
+        "/warehouses/{warehouseId}/syncs",
+        lambda ws, p, q: ws.syncs_of(p["warehouseId"]),
+        items_key="reports",
+        rate_limit=2,
+        rate_limit_per_path=True,
+    ),
     Route("/spaces", lambda ws, p, q: ws.listing("spaces"), items_key="spaces", feature="engage"),
     Route(
         "/spaces/{spaceId}/audiences",
@@ -69,6 +163,50 @@ ROUTES: List[Route] = [
         rate_limit=60,
         feature="engage",
     ),
+    Route(
+        "/spaces/{spaceId}/computed-traits",
+        lambda ws, p, q: ws.computed_traits_of(p["spaceId"]),
+        items_key="computedTraits",
+        rate_limit=25,
+        feature="engage",
+    ),
+    Route("/tracking-plans", _tracking_plans, items_key="trackingPlans", feature="protocols"),
+    Route(
+        "/tracking-plans/{trackingPlanId}/rules",
+        lambda ws, p, q: ws.rules(p["trackingPlanId"]),
+        items_key="rules",
+        rate_limit=200,
+        feature="protocols",
+    ),
+    Route(
+        "/tracking-plans/{trackingPlanId}/sources",
+        lambda ws, p, q: ws.tracking_plan_sources(p["trackingPlanId"]),
+        items_key="sources",
+        feature="protocols",
+    ),
+    Route("/functions", _functions, items_key="functions", feature="functions"),
+    Route("/functions/{functionId}", lambda ws, p, q: {"function": ws.get("functions", p["functionId"])}, feature="functions"),
+    Route(
+        "/destination/{destinationId}/filters",
+        lambda ws, p, q: ws.filters_of(p["destinationId"]),
+        items_key="filters",
+        feature="destination_filters",
+    ),
+    Route(
+        "/destinations/{destinationId}/subscriptions",
+        lambda ws, p, q: ws.subscriptions_of(p["destinationId"]),
+        items_key="subscriptions",
+    ),
+    Route("/transformations", lambda ws, p, q: ws.listing("transformations"), items_key="transformations"),
+    Route("/reverse-etl-models", lambda ws, p, q: ws.listing("reverse_etl_models"), items_key="models", feature="reverse_etl"),
+    Route("/users", lambda ws, p, q: ws.listing("users"), items_key="users", feature="iam"),
+    Route("/groups", lambda ws, p, q: ws.listing("groups"), items_key="userGroups", feature="iam"),
+    Route("/roles", lambda ws, p, q: ws.listing("roles"), items_key="roles", feature="iam"),
+    Route("/labels", lambda ws, p, q: list(ws.labels), items_key="labels", paginated=False),
+    Route("/audit-events", _audit_events, feature="audit_trail"),
+    Route("/catalog/sources", lambda ws, p, q: list(catalog.SOURCE_METADATA.values()), items_key="sourcesCatalog"),
+    Route("/catalog/destinations", lambda ws, p, q: list(catalog.DESTINATION_METADATA.values()), items_key="destinationsCatalog"),
+    Route("/catalog/warehouses", lambda ws, p, q: list(catalog.WAREHOUSE_METADATA.values()), items_key="warehousesCatalog"),
 ]
 
 

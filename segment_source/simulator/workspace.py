@@ -1,28 +1,63 @@
-"""A simulated Segment workspace: deterministic generation and the edits tests make between runs.
+"""A simulated Segment workspace: deterministic generation, the edits tests make between runs, and
+the audit trail those edits leave.
 
 Items are stored exactly as the Public API serves them (camelCase, full embedded `metadata`), so
 the server only pages through them. Items are copy-on-write: an edit replaces an item's dict, so
-a listing handed to the server is a consistent snapshot without copying every item. Every plaintext secret put into an item is recorded in
-`secrets`, which lets a test prove that none of them reaches a loaded table.
+a listing handed to the server is a consistent snapshot without copying every item. Every
+plaintext secret put into an item is recorded in `secrets`, which lets a test prove that none of
+them reaches a loaded table. How items are made up is in `generate.py`.
 """
 
 import copy
 import random
-import string
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Iterable, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from segment_source.simulator import catalog
+from segment_source.simulator.generate import LABELS, ItemGenerator, iso
 
-KINDS = ("sources", "destinations", "warehouses", "spaces", "audiences")
-_ID_ALPHABET = string.ascii_letters + string.digits
+# Every kind of item, with what the audit trail calls it: (noun of the event type, resourceType).
+KIND_NAMES: Dict[str, Tuple[str, str]] = {
+    "sources": ("Source", "source"),
+    "destinations": ("Destination", "destination"),
+    "warehouses": ("Warehouse", "warehouse"),
+    "spaces": ("Space", "space"),
+    "audiences": ("Audience", "audience"),
+    "tracking_plans": ("Tracking Plan", "tracking_plan"),
+    "functions": ("Function", "function"),  # the noun is the function template's: "Source Function"
+    "filters": ("Destination Filter", "destination_filter"),
+    "subscriptions": ("Destination Subscription", "destination_subscription"),
+    "users": ("User", "user"),
+    "groups": ("User Group", "user_group"),
+    "roles": ("Role", "role"),
+    "computed_traits": ("Computed Trait", "computed_trait"),
+    "reverse_etl_models": ("Reverse ETL Model", "reverse_etl_model"),
+    "transformations": ("Transformation", "transformation"),
+}
+KINDS = tuple(KIND_NAMES)
+
+# The field that names an item, where it is not `name` (warehouses: `settings.name`).
+NAME_FIELDS = {"functions": "displayName", "filters": "title"}
+
+# Deleting an item deletes the items that refer to it in this field, as Segment does.
+CASCADES: Dict[str, Tuple[Tuple[str, str], ...]] = {
+    "sources": (("destinations", "sourceId"), ("reverse_etl_models", "sourceId"), ("transformations", "sourceId")),
+    "destinations": (("filters", "destinationId"), ("subscriptions", "destinationId")),
+    "spaces": (("audiences", "spaceId"), ("computed_traits", "spaceId")),
+    "reverse_etl_models": (("subscriptions", "modelId"),),
+}
+# Kinds that permissions name (as their role or one of their resources).
+PERMISSION_KINDS = ("roles", "sources", "warehouses", "spaces")
+
+_MILLISECOND = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True)
 class Size:
-    """How many objects of each kind a generated workspace holds."""
+    """How many objects of each kind a generated workspace holds. The kinds after
+    `sources_per_warehouse` default to none, so a Size written for the core kinds still works."""
 
     sources: int
     destinations: int
@@ -30,31 +65,77 @@ class Size:
     spaces: int
     audiences: int
     sources_per_warehouse: int
+    tracking_plans: int = 0
+    rules_per_plan: Tuple[int, int] = (3, 6)
+    """Fewest and most distinct rules of a plan (some events also keep a deprecated version)."""
+    functions_per_type: int = 0
+    """Functions of each of the five resource types."""
+    filters: int = 0
+    """Destination filters, two on every third destination."""
+    subscriptions_per_destination: int = 0
+    """Subscriptions of every Actions destination (other destinations have none)."""
+    users: int = 0
+    groups: int = 0
+    roles: int = 0
+    computed_traits_per_space: int = 0
+    reverse_etl_models: int = 0
+    transformations: int = 0
+    audit_events: int = 0
+    """Audit events of the last 30 days; edits add more."""
+    syncs_per_warehouse: int = 0
 
 
 SIZES: Dict[str, Size] = {
     # every list fits in one page
-    "small": Size(sources=6, destinations=10, warehouses=2, spaces=1, audiences=12, sources_per_warehouse=3),
-    # sources, destinations and the first space's audiences span several pages
-    "medium": Size(sources=1250, destinations=2600, warehouses=12, spaces=3, audiences=480, sources_per_warehouse=40),
-    "large": Size(sources=5000, destinations=12000, warehouses=40, spaces=6, audiences=2400, sources_per_warehouse=150),
+    "small": Size(
+        sources=6, destinations=10, warehouses=2, spaces=1, audiences=12, sources_per_warehouse=3,
+        tracking_plans=3, rules_per_plan=(3, 6), functions_per_type=2, filters=5, subscriptions_per_destination=2,
+        users=4, groups=2, roles=3, computed_traits_per_space=2, reverse_etl_models=2, transformations=3,
+        audit_events=30, syncs_per_warehouse=3,
+    ),
+    # sources, destinations, users, the audit trail and the first space's audiences span several pages
+    "medium": Size(
+        sources=1250, destinations=2600, warehouses=12, spaces=3, audiences=480, sources_per_warehouse=40,
+        tracking_plans=150, rules_per_plan=(5, 20), functions_per_type=30, filters=800, subscriptions_per_destination=3,
+        users=1200, groups=40, roles=14, computed_traits_per_space=30, reverse_etl_models=25, transformations=150,
+        audit_events=1500, syncs_per_warehouse=20,
+    ),
+    "large": Size(
+        sources=5000, destinations=12000, warehouses=40, spaces=6, audiences=2400, sources_per_warehouse=150,
+        tracking_plans=600, rules_per_plan=(5, 20), functions_per_type=100, filters=4000, subscriptions_per_destination=3,
+        users=5000, groups=150, roles=14, computed_traits_per_space=100, reverse_etl_models=100, transformations=600,
+        audit_events=10000, syncs_per_warehouse=50,
+    ),
 }
 
 
-class SimulatedWorkspace:
+class SimulatedWorkspace(ItemGenerator):
     """One workspace's configuration, as Segment would serve it to the token that owns it."""
 
     def __init__(self, slug: str = "acme", name: Optional[str] = None, seed: int = 0) -> None:
         self._rng = random.Random(f"{seed}:{slug}")
+        # the audit trail draws from its own generator, so that it shifts no item's draws
+        self._audit_rng = random.Random(f"{seed}:{slug}:audit")
         self._lock = threading.RLock()
         self._clock = datetime(2024, 1, 1, tzinfo=timezone.utc)
-        self.secrets: Set[str] = set()
+        self.secrets = set()
         self.id = self.new_id()
         self.slug = slug
         self.name = name or slug.replace("-", " ").title()
-        self.items: Dict[str, Dict[str, Dict[str, Any]]] = {kind: {} for kind in KINDS}
+        self.items = {kind: {} for kind in KINDS}
         # warehouse id -> ids of the sources connected to it, in connection order
-        self.warehouse_sources: Dict[str, List[str]] = {}
+        self.warehouse_sources = {}
+        # tracking plan id -> ids of the sources connected to it; and -> its rules
+        self.plan_sources = {}
+        self.plan_rules = {}
+        # warehouse id -> its sync reports, oldest first
+        self.syncs = {}
+        self.labels = [dict(label) for label in LABELS]
+        # the audit trail, oldest first; edits made through this object are the token's
+        self.events: List[Dict[str, Any]] = []
+        self.token_actor = "public-api-token/" + "".join(self._audit_rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(8))
+        self._event_number = self._audit_rng.randint(140_000_000, 150_000_000)
+        self._last_event_at: Optional[datetime] = None
         # feature (plan feature or permission group) -> the status its endpoints answer with
         self.disabled: Dict[str, int] = {}
 
@@ -76,7 +157,7 @@ class SimulatedWorkspace:
             kind = "Forbidden" if status == 403 else "NotFound"
             raise ApiError(status, kind, f"{feature} is not available to this token in this workspace")
 
-    # ---- reading ---------------------------------------------------------------------------
+    # ---- reading: what each endpoint serves ----------------------------------------------------
 
     def info(self) -> Dict[str, Any]:
         return {"id": self.id, "slug": self.slug, "name": self.name}
@@ -92,203 +173,330 @@ class SimulatedWorkspace:
         except KeyError:
             raise KeyError(f"{kind} has no item {item_id!r}") from None
 
-    def connected_sources(self, warehouse_id: str) -> List[Dict[str, Any]]:
-        with self._lock:
-            self.get("warehouses", warehouse_id)
-            return [self.items["sources"][sid] for sid in self.warehouse_sources[warehouse_id]]
-
-    def audiences_of(self, space_id: str) -> List[Dict[str, Any]]:
-        with self._lock:
-            self.get("spaces", space_id)
-            return [a for a in self.items["audiences"].values() if a["spaceId"] == space_id]
-
     def ids(self, kind: str) -> List[str]:
         return list(self.items[kind])
 
-    # ---- editing ---------------------------------------------------------------------------
+    def connected_sources(self, warehouse_id: str) -> List[Dict[str, Any]]:
+        """The sources connected to a warehouse."""
+        return self._linked_sources("warehouses", warehouse_id)
+
+    def tracking_plan_sources(self, plan_id: str) -> List[Dict[str, Any]]:
+        """The sources connected to a tracking plan."""
+        return self._linked_sources("tracking_plans", plan_id)
+
+    def audiences_of(self, space_id: str) -> List[Dict[str, Any]]:
+        return self._children("audiences", "spaces", "spaceId", space_id)
+
+    def computed_traits_of(self, space_id: str) -> List[Dict[str, Any]]:
+        return self._children("computed_traits", "spaces", "spaceId", space_id)
+
+    def filters_of(self, destination_id: str) -> List[Dict[str, Any]]:
+        return self._children("filters", "destinations", "destinationId", destination_id)
+
+    def subscriptions_of(self, destination_id: str) -> List[Dict[str, Any]]:
+        """A destination's subscriptions: none unless it is an Actions destination."""
+        return self._children("subscriptions", "destinations", "destinationId", destination_id)
+
+    def rules(self, plan_id: str) -> List[Dict[str, Any]]:
+        """A tracking plan's rules (several versions of one rule are several rules)."""
+        with self._lock:
+            self.get("tracking_plans", plan_id)
+            return list(self.plan_rules[plan_id])
+
+    def functions_of(self, resource_type: str) -> List[Dict[str, Any]]:
+        """The functions of one resource type, as the list serves them: summaries, without code
+        and settings (`get("functions", id)` is the whole function)."""
+        fields = ("id", "resourceType", "createdAt", "createdBy", "displayName", "description", "logoUrl", "catalogId")
+        return [{k: f[k] for k in fields} for f in self.listing("functions") if f["resourceType"] == resource_type]
+
+    def syncs_of(self, warehouse_id: str) -> List[Dict[str, Any]]:
+        """A warehouse's sync reports, newest first."""
+        with self._lock:
+            self.get("warehouses", warehouse_id)
+            return self.syncs[warehouse_id][::-1]
+
+    def audit_events(
+        self,
+        start_time: Optional[datetime] = None,
+        end_time: Optional[datetime] = None,
+        resource_id: Optional[str] = None,
+        resource_type: Optional[str] = None,
+    ) -> List[Dict[str, Any]]:
+        """The audit trail, newest first: events strictly after `start_time` and strictly before
+        `end_time`, of one resource or resource type if given."""
+        # timestamps all have the same form, so they compare as strings
+        after = iso(start_time) if start_time else ""
+        before = iso(end_time) if end_time else "~"
+        with self._lock:
+            events = self.events[::-1]
+        return [
+            e
+            for e in events
+            if after < e["timestamp"] < before
+            and resource_id in (None, e["resourceId"])
+            and resource_type in (None, e["resourceType"])
+        ]
+
+    def audit_clock(self) -> datetime:
+        """The time the next audit event gets: now, to the millisecond, but after the last event.
+        Event times are unique and only increase, so `endTime=audit_clock()` splits the trail
+        exactly between the events a client has seen and those recorded after it asked."""
+        return self._event_time(datetime.now(timezone.utc))
+
+    # ---- editing: each edit leaves an audit event ------------------------------------------
 
     def add(self, kind: str, **fields: Any) -> Dict[str, Any]:
-        """Create an object of `kind` (generated like the others, `fields` override) and return it."""
+        """Create an object of `kind` (generated like the others, `fields` override) and return it.
+        Children name their parent: `add("filters", destinationId=...)`, `add("computed_traits",
+        spaceId=...)`, `add("audiences", space_id=...)`; `add("subscriptions", ...)` only for an
+        Actions destination."""
         with self._lock:
-            item = getattr(self, f"_new_{kind}")(**fields)
-            self.items[kind][item["id"]] = item
-            if kind == "warehouses":
-                self.warehouse_sources[item["id"]] = []
+            item = self._insert(kind, **fields)
+            self._record(kind, item, "Created")
             return copy.deepcopy(item)
 
     def rename(self, kind: str, item_id: str, name: str) -> None:
-        self.update(kind, item_id, name=name)
+        """Rename an object: its `name` (a function's `displayName`, a filter's `title`, a
+        warehouse's `settings.name`)."""
+        if kind == "warehouses":
+            self.update(kind, item_id, settings=dict(self.get(kind, item_id)["settings"], name=name))
+        else:
+            self.update(kind, item_id, **{NAME_FIELDS.get(kind, "name"): name})
 
     def update(self, kind: str, item_id: str, **fields: Any) -> None:
+        """Change fields of an object; its `updatedAt`, where it has one, moves on."""
         with self._lock:
-            item = dict(self.get(kind, item_id), **fields)
-            if "updatedAt" in item:
-                item["updatedAt"] = self._tick()
-            self.items[kind][item_id] = item
+            self._record(kind, self._replace(kind, item_id, **fields), "Modified")
 
     def delete(self, kind: str, item_id: str) -> None:
-        """Delete an object and what Segment deletes with it."""
+        """Delete an object and what Segment deletes with it: a source's destinations, Reverse ETL
+        models and transformations; a destination's filters and subscriptions; a space's audiences
+        and computed traits; a plan's rules; every link to it and every permission on it."""
         with self._lock:
-            self.get(kind, item_id)
-            del self.items[kind][item_id]
-            if kind == "sources":
-                for dest_id in [d["id"] for d in self.items["destinations"].values() if d["sourceId"] == item_id]:
-                    del self.items["destinations"][dest_id]
-                for connected in self.warehouse_sources.values():
-                    if item_id in connected:
-                        connected.remove(item_id)
-            elif kind == "warehouses":
-                del self.warehouse_sources[item_id]
-            elif kind == "spaces":
-                for aud_id in [a["id"] for a in self.items["audiences"].values() if a["spaceId"] == item_id]:
-                    del self.items["audiences"][aud_id]
+            item = self.get(kind, item_id)
+            self._remove(kind, item_id)
+            self._record(kind, item, "Deleted")
 
     def connect(self, warehouse_id: str, source_id: str) -> None:
-        with self._lock:
-            self.get("warehouses", warehouse_id)
-            self.get("sources", source_id)
-            if source_id not in self.warehouse_sources[warehouse_id]:
-                self.warehouse_sources[warehouse_id].append(source_id)
+        """Connect a source to a warehouse."""
+        self._link("warehouses", warehouse_id, source_id, connect=True)
 
     def disconnect(self, warehouse_id: str, source_id: str) -> None:
+        self._link("warehouses", warehouse_id, source_id, connect=False)
+
+    def connect_tracking_plan(self, plan_id: str, source_id: str) -> None:
+        """Connect a source to a tracking plan. A source has one plan at most: it leaves any other."""
+        self._link("tracking_plans", plan_id, source_id, connect=True)
+
+    def disconnect_tracking_plan(self, plan_id: str, source_id: str) -> None:
+        self._link("tracking_plans", plan_id, source_id, connect=False)
+
+    def set_rules(self, plan_id: str, rules: List[Dict[str, Any]]) -> None:
+        """Replace a tracking plan's rules, as the API's replace-rules call does."""
+        self._edit_rules(plan_id, "Tracking Plan Modified", lambda _: [dict(rule) for rule in rules])
+
+    def add_rule(self, plan_id: str, type_: str, key: Optional[str] = None, **fields: Any) -> Dict[str, Any]:
+        """Add a rule (`add_rule(plan, "TRACK", "Order Refunded")`); `fields` override, e.g. `jsonSchema`."""
+        rule = self._new_rule(type_, key, **fields)
+        self._edit_rules(plan_id, "Tracking Plan Rule Created", lambda rules: rules + [rule])
+        return dict(rule)
+
+    def update_rule(self, plan_id: str, type_: str, key: Optional[str] = None, **fields: Any) -> None:
+        """Change fields of the latest version of a rule, e.g. `jsonSchema=`; its `updatedAt` moves on."""
+
+        def change(rules: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+            latest = _latest_rule(rules, type_, key)
+            return [{**rule, **fields, "updatedAt": self._tick()} if i == latest else rule for i, rule in enumerate(rules)]
+
+        self._edit_rules(plan_id, "Tracking Plan Rule Modified", change)
+
+    def delete_rule(self, plan_id: str, type_: str, key: Optional[str] = None) -> None:
+        """Delete a rule, every version of it."""
+
+        def change(rules: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+            _latest_rule(rules, type_, key)  # a KeyError for a rule the plan does not have
+            return [rule for rule in rules if not _is_rule(rule, type_, key)]
+
+        self._edit_rules(plan_id, "Tracking Plan Rule Deleted", change)
+
+    def add_label(self, key: str, value: str, description: Optional[str] = None) -> Dict[str, Any]:
+        """Create a label; sources can then carry it (`update("sources", id, labels=[...])`)."""
         with self._lock:
-            self.warehouse_sources[warehouse_id].remove(source_id)
+            if any((label["key"], label["value"]) == (key, value) for label in self.labels):
+                raise ValueError(f"the label {key}:{value} exists")
+            label = {"key": key, "value": value, **({"description": description} if description is not None else {})}
+            self.labels.append(label)
+            self._audit("Label Created", f"{key}:{value}", "label", f"{key}:{value}")
+            return dict(label)
 
-    # ---- generation ------------------------------------------------------------------------
+    def delete_label(self, key: str, value: str) -> None:
+        """Delete a label; the sources that carry it lose it."""
+        with self._lock:
+            self.labels = [label for label in self.labels if (label["key"], label["value"]) != (key, value)]
+            for source in self.listing("sources"):
+                kept = [label for label in source["labels"] if (label["key"], label["value"]) != (key, value)]
+                if len(kept) < len(source["labels"]):
+                    self.items["sources"][source["id"]] = dict(source, labels=kept)
+            self._audit("Label Deleted", f"{key}:{value}", "label", f"{key}:{value}")
 
-    def new_id(self, length: int = 22) -> str:
-        return "".join(self._rng.choice(_ID_ALPHABET) for _ in range(length))
+    def add_sync(self, warehouse_id: str, source_id: Optional[str] = None, **fields: Any) -> Dict[str, Any]:
+        """Record a new (the newest) sync of a warehouse, of `source_id` or its first connected
+        source; `fields` override (`status="failed"`). A sync is a run, not an edit: no audit event."""
+        with self._lock:
+            self.get("warehouses", warehouse_id)
+            report = dict(self._new_sync(source_id or self.warehouse_sources[warehouse_id][0]), **fields)
+            self.syncs[warehouse_id].append(report)
+            return dict(report)
 
-    def new_secret(self, prefix: str = "") -> str:
-        value = prefix + self.new_id(32)
-        self.secrets.add(value)
-        return value
+    # ---- internals -------------------------------------------------------------------------
 
-    def _tick(self) -> str:
-        self._clock += timedelta(minutes=7)
-        return self._clock.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-    def _settings(self, template: Any) -> Any:
-        if template is catalog.SECRET:
-            return self.new_secret()
-        if template is catalog.MASKED:
-            return "••••••••••" + self.new_id(4)
-        if isinstance(template, dict):
-            return {k: self._settings(v) for k, v in template.items()}
-        if isinstance(template, list):
-            return [self._settings(v) for v in template]
-        return template
-
-    def _new_sources(self, **fields: Any) -> Dict[str, Any]:
-        n = len(self.items["sources"]) + 1
-        catalog_id, cat_name, slug, categories, template = self._rng.choice(catalog.SOURCE_CATALOG)
-        labels = [{"key": "environment", "value": self._rng.choice(["prod", "staging", "dev"]), "description": "Deployment environment"}]
-        if n % 3 == 0:
-            labels.append({"key": "team", "value": self._rng.choice(["growth", "mobile", "data"])})
-        item = {
-            "id": self.new_id(),
-            "slug": f"{slug}-{n}",
-            "name": f"{cat_name} {n}",
-            "metadata": catalog.source_metadata(catalog_id, cat_name, slug, categories),
-            "workspaceId": self.id,
-            "enabled": n % 7 != 0,
-            "writeKeys": [self.new_secret() for _ in range(1 + (n % 4 == 0))],
-            "settings": self._settings(template),
-            "labels": labels,
-        }
-        item.update(fields)
+    def _insert(self, kind: str, **fields: Any) -> Dict[str, Any]:
+        item = getattr(self, f"_new_{kind}")(**fields)
+        self.items[kind][item["id"]] = item
+        if kind == "warehouses":
+            self.warehouse_sources[item["id"]] = []
+            self.syncs[item["id"]] = []
+        elif kind == "tracking_plans":
+            self.plan_sources[item["id"]] = []
+            self.plan_rules[item["id"]] = []
         return item
 
-    def _new_destinations(self, **fields: Any) -> Dict[str, Any]:
-        n = len(self.items["destinations"]) + 1
-        catalog_id, cat_name, slug, categories, template = self._rng.choice(catalog.DESTINATION_CATALOG)
-        source_ids = self.ids("sources")
-        item = {
-            "id": self.new_id(),
-            "name": f"{cat_name} {n}",
-            "enabled": n % 5 != 0,
-            "metadata": catalog.destination_metadata(catalog_id, cat_name, slug, categories),
-            "sourceId": self._rng.choice(source_ids) if source_ids else None,
-            "settings": self._settings(template),
-        }
-        item.update(fields)
+    def _replace(self, kind: str, item_id: str, **fields: Any) -> Dict[str, Any]:
+        item = dict(self.get(kind, item_id), **fields)
+        if "updatedAt" in item:
+            item["updatedAt"] = self._tick()
+        self.items[kind][item_id] = item
         return item
 
-    def _new_warehouses(self, **fields: Any) -> Dict[str, Any]:
-        n = len(self.items["warehouses"]) + 1
-        catalog_id, cat_name, slug, template = catalog.WAREHOUSE_CATALOG[(n - 1) % len(catalog.WAREHOUSE_CATALOG)]
-        item = {
-            "id": self.new_id(),
-            "metadata": catalog.warehouse_metadata(catalog_id, cat_name, slug),
-            "workspaceId": self.id,
-            "enabled": True,
-            "settings": dict(self._settings(template), name=f"{cat_name} {n}"),
-        }
-        item.update(fields)
-        return item
+    def _remove(self, kind: str, item_id: str) -> None:
+        del self.items[kind][item_id]
+        for child_kind, parent_field in CASCADES.get(kind, ()):
+            for child in [c for c in self.items[child_kind].values() if c.get(parent_field) == item_id]:
+                self._remove(child_kind, child["id"])
+        # ids are unique across kinds: whatever is keyed by or links to this id goes with it
+        for links in (self.warehouse_sources, self.plan_sources):
+            links.pop(item_id, None)
+            for linked in links.values():
+                if item_id in linked:
+                    linked.remove(item_id)
+        self.plan_rules.pop(item_id, None)
+        self.syncs.pop(item_id, None)
+        if kind in PERMISSION_KINDS:
+            self._drop_permissions_on(item_id)
 
-    def _new_spaces(self, **fields: Any) -> Dict[str, Any]:
-        n = len(self.items["spaces"]) + 1
-        name = ["Production", "Staging", "EU Customers", "B2B Accounts", "Sandbox", "Mobile"][(n - 1) % 6]
-        item = {"id": self.new_id(), "slug": f"{name.lower().replace(' ', '-')}-{n}", "name": f"{name}"}
-        item.update(fields)
-        return item
+    def _drop_permissions_on(self, item_id: str) -> None:
+        """A permission goes with its role, and with the last resource it applies to."""
+        for kind in ("users", "groups"):
+            for item in list(self.items[kind].values()):
+                permissions = item.get("permissions", [])
+                if any(p["roleId"] == item_id or any(r["id"] == item_id for r in p["resources"]) for p in permissions):
+                    kept = [dict(p, resources=[r for r in p["resources"] if r["id"] != item_id]) for p in permissions if p["roleId"] != item_id]
+                    self.items[kind][item["id"]] = dict(item, permissions=[p for p in kept if p["resources"]])
 
-    def _new_audiences(self, space_id: Optional[str] = None, **fields: Any) -> Dict[str, Any]:
-        n = len(self.items["audiences"]) + 1
-        space_id = space_id or fields.pop("spaceId", None) or self.ids("spaces")[0]
-        event = self._rng.choice(["Order Completed", "Product Viewed", "Signed Up", "Cart Abandoned"])
-        created = self._tick()
-        item = {
-            "id": self.new_id(),
-            "spaceId": space_id,
-            "name": f"{event} x{n % 5 + 1}",
-            "description": f"Users who did {event} at least {n % 5 + 1} times",
-            "key": f"{event.lower().replace(' ', '_')}_{n}",
-            "enabled": n % 6 != 0,
-            "definition": {"query": f"event('{event}').count() >= {n % 5 + 1}", "targetEntity": None},
-            "status": self._rng.choice(["Live", "Computing", "Disabled"]),
-            "createdBy": "user_" + self.new_id(10),
-            "updatedBy": "user_" + self.new_id(10),
-            "createdAt": created,
-            "updatedAt": created,
-            "audienceType": "USERS",
-            "computeCadence": {"type": "BATCH"},
-            "size": {"count": self._rng.randint(0, 50000), "type": "USERS"},
-            "options": {"filterByExternalIds": ["email"], "includeHistoricalData": True, "backfillEventDataDays": 90},
-        }
-        item.update(fields)
-        return item
+    def _linked_sources(self, kind: str, parent_id: str) -> List[Dict[str, Any]]:
+        with self._lock:
+            self.get(kind, parent_id)
+            return [self.items["sources"][source_id] for source_id in self._links(kind)[parent_id]]
+
+    def _links(self, kind: str) -> Dict[str, List[str]]:
+        return self.warehouse_sources if kind == "warehouses" else self.plan_sources
+
+    def _link(self, kind: str, parent_id: str, source_id: str, connect: bool) -> None:
+        with self._lock:
+            parent = self.get(kind, parent_id)
+            self.get("sources", source_id)
+            links = self._links(kind)
+            if connect:
+                if kind == "tracking_plans":
+                    for linked in links.values():
+                        if source_id in linked:
+                            linked.remove(source_id)
+                if source_id not in links[parent_id]:
+                    links[parent_id].append(source_id)
+            else:
+                links[parent_id].remove(source_id)
+            noun, resource_type = KIND_NAMES[kind]
+            event = f"Source Connected to {noun}" if connect else f"Source Disconnected From {noun}"
+            self._audit(event, parent_id, resource_type, _name_of(kind, parent))
+
+    def _children(self, kind: str, parent_kind: str, parent_field: str, parent_id: str) -> List[Dict[str, Any]]:
+        with self._lock:
+            self.get(parent_kind, parent_id)
+            return [item for item in self.items[kind].values() if item[parent_field] == parent_id]
+
+    def _edit_rules(self, plan_id: str, event_type: str, change: Callable[[List[Dict[str, Any]]], List[Dict[str, Any]]]) -> None:
+        """Change a plan's rules. The plan's `updatedAt` moves on: that is how a client knows to
+        read its rules again."""
+        with self._lock:
+            self.get("tracking_plans", plan_id)
+            self.plan_rules[plan_id] = change(self.plan_rules[plan_id])
+            plan = self._replace("tracking_plans", plan_id)
+            self._audit(event_type, plan_id, KIND_NAMES["tracking_plans"][1], _name_of("tracking_plans", plan))
+
+    def _record(self, kind: str, item: Dict[str, Any], verb: str, at: Optional[datetime] = None, actor: Optional[Tuple[str, Optional[str]]] = None) -> None:
+        """The audit event of `verb` ("Created", "Modified", "Deleted") done to an item."""
+        noun, resource_type = KIND_NAMES[kind]
+        if kind == "functions":
+            noun = catalog.FUNCTION_TEMPLATES[item["resourceType"]].noun
+        self._audit(f"{noun} {verb}", item["id"], resource_type, _name_of(kind, item), at, actor)
+
+    def _audit(
+        self,
+        event_type: str,
+        resource_id: str,
+        resource_type: str,
+        resource_name: str,
+        at: Optional[datetime] = None,
+        actor: Optional[Tuple[str, Optional[str]]] = None,
+    ) -> None:
+        """Append an `AuditEventV1`, at `at` (default now) by `actor` ((actor, email); default this
+        object's API token, which has no email). Its time is kept after the last event's."""
+        with self._lock:
+            moment = self._event_time(at or datetime.now(timezone.utc))
+            actor_id, actor_email = actor or (self.token_actor, None)
+            event = {"id": f"events/{self._event_number}", "timestamp": iso(moment), "type": event_type, "actor": actor_id}
+            if actor_email:
+                event["actorEmail"] = actor_email
+            event.update(resourceId=resource_id, resourceType=resource_type, resourceName=resource_name)
+            self.events.append(event)
+            self._last_event_at = moment
+            # event ids increase, with gaps: the numbers are shared with other workspaces
+            self._event_number += self._audit_rng.randint(1, 40)
+
+
+    def _event_time(self, moment: datetime) -> datetime:
+        """`moment` to the millisecond, but after the last audit event."""
+        moment -= timedelta(microseconds=moment.microsecond % 1000)
+        with self._lock:
+            return moment if self._last_event_at is None else max(moment, self._last_event_at + _MILLISECOND)
+
+
+def _name_of(kind: str, item: Dict[str, Any]) -> str:
+    if kind == "warehouses":
+        return item["settings"].get("name", "")
+    return item.get(NAME_FIELDS.get(kind, "name")) or ""
+
+
+def _is_rule(rule: Dict[str, Any], type_: str, key: Optional[str]) -> bool:
+    return rule["type"] == type_ and rule.get("key") == key
+
+
+def _latest_rule(rules: List[Dict[str, Any]], type_: str, key: Optional[str]) -> int:
+    """The index of the latest version of a rule."""
+    versions = [i for i, rule in enumerate(rules) if _is_rule(rule, type_, key)]
+    if not versions:
+        raise KeyError(f"no {type_} rule {key!r}")
+    return versions[-1]
 
 
 def generate_workspace(size: "str | Size" = "small", slug: str = "acme", seed: int = 0, name: Optional[str] = None) -> SimulatedWorkspace:
-    """A deterministic workspace: the same arguments always give the same ids, names and secrets."""
-    counts = SIZES[size] if isinstance(size, str) else size
+    """A deterministic workspace: the same arguments always give the same ids, names and secrets
+    (the audit trail's timestamps are relative to now)."""
     ws = SimulatedWorkspace(slug=slug, name=name, seed=seed)
-    for _ in range(counts.sources):
-        ws.add("sources")
-    for _ in range(counts.destinations):
-        ws.add("destinations")
-    source_ids = ws.ids("sources")
-    for w in range(counts.warehouses):
-        wh = ws.add("warehouses")
-        start = (w * counts.sources_per_warehouse) % max(len(source_ids), 1)
-        for sid in _take_cyclic(source_ids, start, min(counts.sources_per_warehouse, len(source_ids))):
-            ws.connect(wh["id"], sid)
-    for _ in range(counts.spaces):
-        ws.add("spaces")
-    space_ids = ws.ids("spaces")
-    for a in range(counts.audiences):
-        # half of all audiences in the first space, so that one space spans several pages
-        space = space_ids[0] if a % 2 == 0 or len(space_ids) == 1 else space_ids[1 + (a // 2) % (len(space_ids) - 1)]
-        ws.add("audiences", space_id=space)
+    ws.populate(SIZES[size] if isinstance(size, str) else size)
     return ws
 
 
 def demo_workspace() -> SimulatedWorkspace:
     """The workspace `--demo` serves and the README's sample queries are written against."""
     return generate_workspace("small", slug="demo-workspace", name="Demo Workspace")
-
-
-def _take_cyclic(values: List[str], start: int, count: int) -> Iterable[str]:
-    return (values[(start + i) % len(values)] for i in range(count))

@@ -1,0 +1,90 @@
+"""A run killed with SIGKILL at any point, then run again, ends exactly like a run never killed."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from segment_source.simulator import Faults, SegmentSimulator, generate_workspace
+
+RUNNER = Path(__file__).with_name("interrupted_run.py")
+
+
+def run(sim, tmp_path, name, kill_point="none"):
+    """The pipeline script in a child process, loading `tmp_path/<name>.duckdb`."""
+    env = dict(
+        os.environ,
+        SOURCES__SEGMENT_SOURCE__API_KEY=sim.token,
+        SOURCES__SEGMENT_SOURCE__BASE_URL=sim.url,
+        DESTINATION__DUCKDB__CREDENTIALS=str(tmp_path / f"{name}.duckdb"),
+        DLT_DATA_DIR=str(tmp_path / f"{name}_dlt"),
+        RUNTIME__DLTHUB_TELEMETRY="false",
+    )
+    args = [sys.executable, str(RUNNER), kill_point, "--"]
+    return subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(process):
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    return out
+
+
+def snapshot(tmp_path, name):
+    """Every table's rows without dlt's bookkeeping columns (load ids, row ids, validity times)."""
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / f"{name}.duckdb"), read_only=True) as db:
+        tables = [t for (t,) in db.sql("SELECT table_name FROM information_schema.tables WHERE table_schema = 'segment_data'").fetchall() if not t.startswith("_dlt")]
+        out = {}
+        for table in tables:
+            columns = [c for (c,) in db.sql(f"SELECT column_name FROM information_schema.columns WHERE table_schema = 'segment_data' AND table_name = '{table}'").fetchall()]
+            kept = [f'"{c}"' for c in columns if not c.startswith("_dlt") and c not in ("valid_from", "valid_to")]
+            if "valid_to" in columns:
+                kept.append("valid_to IS NULL")
+            rows = db.sql(f"SELECT {', '.join(kept)} FROM segment_data.{table}").fetchall()
+            out[table] = sorted(json.dumps(r, default=str) for r in rows)
+        return out
+
+
+def change(ws):
+    ws.rename("sources", ws.ids("sources")[0], "Renamed before the interrupted run")
+    ws.delete("destinations", ws.ids("destinations")[0])
+    ws.add("sources", name="Added before the interrupted run")
+
+
+@pytest.mark.parametrize("kill_point", ["extract", "normalize", "load_jobs", "merge"])
+def test_a_killed_run_then_a_rerun_equals_an_uninterrupted_run(tmp_path, kill_point):
+    with SegmentSimulator(generate_workspace("small")) as sim:
+        finish(run(sim, tmp_path, "reference"))
+        finish(run(sim, tmp_path, "interrupted"))
+        change(sim.workspace)
+        finish(run(sim, tmp_path, "reference"))
+
+        if kill_point == "extract":
+            sim.faults = Faults(latency_ms=40)  # slow pages, so the kill lands mid-extract
+            sim.clear_log()
+            process = run(sim, tmp_path, "interrupted")
+            while len(sim.requests) < 8 and process.poll() is None:
+                time.sleep(0.01)
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=60)
+            sim.faults = None
+        else:
+            process = run(sim, tmp_path, "interrupted", kill_point)
+            process.wait(timeout=300)
+        assert process.returncode == -signal.SIGKILL, process.stderr.read()
+
+        finish(run(sim, tmp_path, "interrupted"))
+    reference, interrupted = snapshot(tmp_path, "reference"), snapshot(tmp_path, "interrupted")
+    assert sorted(interrupted) == sorted(reference)
+    for table in reference:
+        extra = sorted(set(interrupted[table]) - set(reference[table]))
+        missing = sorted(set(reference[table]) - set(interrupted[table]))
+        assert interrupted[table] == reference[table], (table, "extra:", extra, "missing:", missing)
+    assert any("Renamed before the interrupted run" in r for r in reference["sources"])
