@@ -35,10 +35,6 @@ def run_core(pipeline, sim, report=None):
     return info
 
 
-def core_expected(ws):
-    return {t: v for t, v in expected(ws).items() if t in CORE}
-
-
 def duplicates(pipeline):
     """Rows sharing a key, in every current table."""
     found = {}
@@ -61,7 +57,7 @@ def test_a_429_waits_exactly_as_long_as_segment_says(duck):
         # after each wait of msBeforeNext the retry got through: no request was refused twice in a row
         statuses = [r.status for r in sim.requests]
         assert all(not (a == 429 and b == 429) for a, b in zip(statuses, statuses[1:]))
-        assert loaded(duck) == core_expected(sim.workspace)
+        assert loaded(duck, CORE) == expected(sim.workspace, CORE)
 
 
 def test_the_remaining_budget_is_paced_so_no_429_happens(duck):
@@ -69,7 +65,7 @@ def test_the_remaining_budget_is_paced_so_no_429_happens(duck):
         run_core(duck, sim)
         assert [r for r in sim.requests if r.status == 429] == []
         assert len(sim.requests) > 6, "the run needed more than one window's budget"
-        assert loaded(duck) == core_expected(sim.workspace)
+        assert loaded(duck, CORE) == expected(sim.workspace, CORE)
 
 
 def test_an_endpoint_limit_is_respected_without_waiting_for_a_429(duck, monkeypatch):
@@ -80,7 +76,7 @@ def test_an_endpoint_limit_is_respected_without_waiting_for_a_429(duck, monkeypa
         audience_requests = [r for r in sim.requests if r.path.endswith("/audiences")]
         assert len(audience_requests) == 70 > 60
         assert [r for r in sim.requests if r.status == 429] == []
-        assert loaded(duck) == core_expected(ws)
+        assert loaded(duck, CORE) == expected(ws, CORE)
 
 
 def test_fifteen_percent_faults_and_a_tight_rate_limit_still_load_exactly_the_workspace(duck):
@@ -90,7 +86,7 @@ def test_fifteen_percent_faults_and_a_tight_rate_limit_still_load_exactly_the_wo
         run_core(duck, sim, report)
         assert len(faults.injected) >= 3
         assert report.stats["retries"] >= len(faults.injected)
-        assert loaded(duck) == core_expected(sim.workspace)
+        assert loaded(duck, CORE) == expected(sim.workspace, CORE)
         assert duplicates(duck) == {"sources": 0, "destinations": 0, "segments": 0, "warehouse_sources": 0}
 
 
@@ -173,9 +169,9 @@ def test_a_malformed_answer_is_a_clear_error_with_a_snippet(duck, kind, words):
 def test_nothing_loaded_before_is_lost_when_a_run_fails(duck):
     with SegmentSimulator(generate_workspace("small")) as sim:
         run_core(duck, sim)
-        before = loaded(duck)
+        before = loaded(duck, CORE)
         sim.workspace.delete("sources", sim.workspace.ids("sources")[0])
         sim.quirks = Quirks().fail_next(50, status=500, pattern="/spaces")
         with pytest.raises(PipelineStepFailed):
             run_core(duck, sim)
-        assert loaded(duck) == before
+        assert loaded(duck, CORE) == before
