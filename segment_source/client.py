@@ -193,7 +193,13 @@ def _ms_before_next(response: Optional[requests.Response]) -> float:
 
 
 class SegmentClient:
-    """Reads one workspace (one token) of the Segment Public API."""
+    """Reads one workspace (one token) of the Segment Public API.
+
+    The envelope and the paginator are the Public API's; a client of another API with the same
+    transport policy overrides `rest_client_class`, `paginator` and `unwrap`.
+    """
+
+    rest_client_class = SegmentRESTClient
 
     def __init__(self, base_url: str, api_key: str, limits: List[Tuple[str, int, bool]] = (), policy: Optional[RetryPolicy] = None) -> None:  # type: ignore[assignment]
         self.base_url = base_url
@@ -203,7 +209,7 @@ class SegmentClient:
         self.policy = policy or RetryPolicy(runtime.request_max_attempts, runtime.request_backoff_factor, runtime.request_max_retry_delay)
         session = Session(timeout=runtime.request_timeout, raise_for_status=False)
         session.send = self._sender(session.send)  # type: ignore[method-assign]
-        self._rest = SegmentRESTClient(
+        self._rest = self.rest_client_class(
             base_url=base_url,
             headers={"Accept": "application/json", "User-Agent": USER_AGENT},
             auth=BearerTokenAuth(api_key),
@@ -212,7 +218,10 @@ class SegmentClient:
 
     def get(self, path: str, key: str) -> Any:
         """One object endpoint, e.g. `GET /` -> `data.workspace`."""
-        response = self._call(path, lambda: self._rest.get(path))
+        return self.unwrap(self._call(path, lambda: self._rest.get(path)), key)
+
+    def unwrap(self, response: requests.Response, key: str) -> Any:
+        """The object of an object endpoint's answer: `data.<key>`."""
         data = _data(response)
         if key not in data:
             raise UnexpectedResponseError(
@@ -221,13 +230,17 @@ class SegmentClient:
             )
         return data[key]
 
+    def paginator(self, page_size: Optional[int]) -> Any:
+        """A fresh paginator for one listing; `page_size` None: a single page."""
+        return SegmentCursorPaginator(page_size) if page_size else SinglePagePaginator()
+
     def pages(self, path: str, key: str, page_size: Optional[int], params: Optional[Mapping[str, str]] = None) -> Iterator[List[Dict[str, Any]]]:
         """The pages of a list endpoint, asking for `page_size` items per page.
 
         A 422 that names the page size (an API that still caps pages at 200) switches to 200
         items and carries on from the same cursor.
         """
-        paginator = SegmentCursorPaginator(page_size) if page_size else SinglePagePaginator()
+        paginator = self.paginator(page_size)
         while True:
             pages = self._rest.paginate(path, params=dict(params or {}), paginator=paginator, data_selector=f"data.{key}", hooks={"response": []})
             try:
@@ -346,10 +359,13 @@ def _snippet(response: requests.Response) -> str:
 
 
 def _error_detail(response: requests.Response) -> str:
-    """Segment's own error messages (`{"errors": [{"message": ...}]}`), or the reason phrase."""
+    """Segment's own error messages (`{"errors": [{"message": ...}]}`; the legacy Config API's
+    `{"error": ..., "code": ...}`), or the reason phrase."""
     try:
-        errors = response.json().get("errors")
-        messages = [e.get("message") or e.get("type") for e in errors if isinstance(e, dict)]
+        body = response.json()
+        if isinstance(body.get("error"), str):
+            return body["error"][:300]
+        messages = [e.get("message") or e.get("type") for e in body.get("errors") if isinstance(e, dict)]
         if messages:
             return "; ".join(str(m) for m in messages)[:300]
     except (ValueError, AttributeError, TypeError):

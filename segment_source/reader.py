@@ -9,16 +9,14 @@ merge scope): the whole workspace for a full listing, or only the changed parent
 
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Generator, Iterator, List, Optional, Set, Tuple
+from typing import Any, Dict, Generator, Iterator, List, Optional, Sequence, Set, Tuple
 
 from segment_source import redaction
 from segment_source.client import SegmentClient
-from segment_source.endpoints import BY_TABLE, ENDPOINTS, PARENT_TABLES, Endpoint, Row
+from segment_source.endpoints import ENDPOINTS, Endpoint, Row
 from segment_source.errors import NotFoundError, UnexpectedResponseError
 
 _SQL_SAFE = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
-WORKSPACE = BY_TABLE["workspace"]
-CHILDREN = {p: [e for e in ENDPOINTS if e.parent == p and e.only_for] for p in PARENT_TABLES}
 
 Pages = Generator[List[Row], None, Optional[str]]
 """Yields pages of rows; returns the SQL condition of the rows they replace (None: replace nothing)."""
@@ -36,8 +34,20 @@ def sql_literal(value: Any) -> str:
 class WorkspaceReader:
     """One workspace, reached with one token."""
 
-    def __init__(self, client: SegmentClient, label: str, fingerprint_key: Optional[str] = None, start_date: Optional[datetime] = None) -> None:
+    def __init__(
+        self,
+        client: SegmentClient,
+        label: str,
+        fingerprint_key: Optional[str] = None,
+        start_date: Optional[datetime] = None,
+        endpoints: Sequence[Endpoint] = ENDPOINTS,
+    ) -> None:
         self.client = client
+        self._by_table = {e.table: e for e in endpoints}
+        self._workspace_endpoint = self._by_table["workspace"]
+        parents = {e.parent for e in endpoints if e.parent}
+        self._parent_tables = frozenset(parents)
+        self._children_with_tests = {p: [e for e in endpoints if e.parent == p and e.only_for] for p in parents}
         self.label = label
         """How messages name this workspace before its slug is known ("workspace 2 of 3")."""
         self.failure: Optional[Exception] = None
@@ -54,7 +64,7 @@ class WorkspaceReader:
     def info(self) -> Row:
         """The workspace object (`GET /`), fetched once."""
         if self._info is None:
-            info = self.client.get(WORKSPACE.path, WORKSPACE.data_key)
+            info = self.client.get(self._workspace_endpoint.path, self._workspace_endpoint.data_key)
             if not isinstance(info, dict) or "id" not in info:
                 raise UnexpectedResponseError("GET / answered without a workspace id; the Public API may have changed; please report this.")
             sql_literal(info["id"])
@@ -72,12 +82,12 @@ class WorkspaceReader:
 
     def read(self, endpoint: Endpoint, state: Dict[str, Any]) -> Pages:
         """The endpoint's rows, a page at a time. `state` is this workspace's resource state."""
-        if endpoint is WORKSPACE:
+        if endpoint.table == "workspace":
             yield [self._row(endpoint, self.info, {})]
         elif endpoint.incremental and not endpoint.parent:
             yield from self._read_incremental(endpoint, endpoint.path, state, "cursor", {})
             return None
-        elif endpoint.table in PARENT_TABLES:
+        elif endpoint.table in self._parent_tables:
             yield self._parent_rows(endpoint)
         elif endpoint.parent:
             return (yield from self._read_children(endpoint, state))
@@ -95,7 +105,7 @@ class WorkspaceReader:
             for params in endpoint.variants or ({},):
                 for items in self.client.pages(endpoint.path, endpoint.data_key, endpoint.page_size, params):
                     for item in items:
-                        for child in CHILDREN[endpoint.table]:
+                        for child in self._children_with_tests[endpoint.table]:
                             if child.only_for(item):  # type: ignore[misc]
                                 self._eligible.setdefault(child.table, set()).add(item["id"])
                         rows.append(self._row(endpoint, dict(params, **item), {}))
@@ -103,7 +113,7 @@ class WorkspaceReader:
         return self._parents[endpoint.table]
 
     def _read_children(self, endpoint: Endpoint, state: Dict[str, Any]) -> Pages:
-        parents = self._parent_rows(BY_TABLE[endpoint.parent])  # type: ignore[index]
+        parents = self._parent_rows(self._by_table[endpoint.parent])  # type: ignore[index]
         if endpoint.only_for:
             eligible = self._eligible.get(endpoint.table, set())
             parents = [p for p in parents if p["id"] in eligible]
