@@ -17,6 +17,9 @@ from segment_source.endpoints import ENDPOINTS, Endpoint, Row
 from segment_source.errors import NotFoundError, UnexpectedResponseError
 
 _SQL_SAFE = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
+FEATURE_PROBE = 3
+"""A child endpoint whose first requests (up to this many) all answer 404 is missing as a
+feature; a 404 after that, or after a success, is a parent deleted mid-run."""
 
 Pages = Generator[List[Row], None, Optional[str]]
 """Yields pages of rows; returns the SQL condition of the rows they replace (None: replace nothing)."""
@@ -119,13 +122,14 @@ class WorkspaceReader:
             parents = [p for p in parents if p["id"] in eligible]
         if endpoint.refetch_on:
             return (yield from self._read_changed_children(endpoint, parents, state))
+        probe = _FeatureProbe(len(parents))
         for parent in parents:
             path = endpoint.path.format(id=parent["id"])
             if endpoint.incremental:
-                cursors = state.setdefault("cursors", {})
-                yield from self._skip_vanished(self._read_incremental(endpoint, path, cursors, parent["id"], parent))
+                pages = self._read_incremental(endpoint, path, state.setdefault("cursors", {}), parent["id"], parent)
             else:
-                yield from self._skip_vanished(self._pages(endpoint, path, parent))
+                pages = self._pages(endpoint, path, parent)
+            probe.check((yield from self._skip_vanished(pages)))
         return None if endpoint.incremental else self.scope
 
     def _read_changed_children(self, endpoint: Endpoint, parents: List[Row], state: Dict[str, Any]) -> Pages:
@@ -134,9 +138,12 @@ class WorkspaceReader:
         known: Dict[str, Any] = state.get("versions", {})
         changed = [p for p in parents if str(p["id"]) not in known or known[str(p["id"])] != versions[str(p["id"])]]
         deleted = set(known) - set(versions)
+        probe = _FeatureProbe(len(changed))
         for parent in changed:
-            if not (yield from self._skip_vanished(self._pages(endpoint, endpoint.path.format(id=parent["id"]), parent))):
-                versions.pop(str(parent["id"]))  # vanished mid-run: ask again next run
+            vanished = yield from self._skip_vanished(self._pages(endpoint, endpoint.path.format(id=parent["id"]), parent))
+            probe.check(vanished)
+            if vanished:
+                versions.pop(str(parent["id"]))  # ask again next run
         state["versions"] = versions
         touched = sorted({str(p["id"]) for p in changed} | deleted)
         if not touched:
@@ -152,13 +159,13 @@ class WorkspaceReader:
             yield [self._row(endpoint, item, parent) for item in items]
 
     @staticmethod
-    def _skip_vanished(pages: Iterator[List[Row]]) -> Generator[List[Row], None, bool]:
-        """Pass pages through; a 404 means the parent was deleted mid-run: it has no children."""
+    def _skip_vanished(pages: Iterator[List[Row]]) -> Generator[List[Row], None, Optional[NotFoundError]]:
+        """Pass pages through; return the 404 if the parent has vanished (None if all went well)."""
         try:
             yield from pages
-        except NotFoundError:
-            return False
-        return True
+        except NotFoundError as missing:
+            return missing
+        return None
 
     # ---- incremental -----------------------------------------------------------------------
 
@@ -198,6 +205,22 @@ class WorkspaceReader:
         row = redaction.redact_item(item, endpoint.secret_fields, endpoint.settings_fields, key, endpoint.code_fields)
         row.setdefault("workspaceId", self.workspace_id)
         return row
+
+
+class _FeatureProbe:
+    """Tells a feature missing in the workspace (every child 404s) from parents deleted mid-run."""
+
+    def __init__(self, parents: int) -> None:
+        self._needed = min(FEATURE_PROBE, parents)
+        self._answered = 0
+
+    def check(self, vanished: Optional[NotFoundError]) -> None:
+        if vanished is None:
+            self._answered = self._needed = -1  # a child answered: the feature exists
+        elif self._answered >= 0:
+            self._answered += 1
+            if self._answered >= self._needed:
+                raise vanished
 
 
 def _snake(name: str) -> str:

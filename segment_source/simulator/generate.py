@@ -507,15 +507,15 @@ class ItemGenerator:
 
     # ---- warehouse syncs ---------------------------------------------------------------------
 
-    def _new_sync(self, source_id: str, running: bool = False) -> Dict[str, Any]:
-        """A `SyncV1` report that starts at the workspace clock's next tick; a running one has no end."""
-        start = self._tick()
+    def _new_sync(self, source_id: str, started: datetime, running: bool = False) -> Dict[str, Any]:
+        """A `SyncV1` report; a running one has no end. Syncs are runs, dated in real time like the
+        audit trail (a loader reads them from a start date that is relative to now)."""
         duration = self._rng.randint(20, 1800)
         failed = not running and self._rng.random() < 0.15
-        end = iso(self._clock + timedelta(seconds=duration))
+        end = iso(started + timedelta(seconds=duration))
         return {
             "sourceId": source_id,
-            "start": start,
+            "start": iso(started),
             "end": None if running else end,
             "status": "running" if running else "failed" if failed else "completed",
             "duration": duration,
@@ -530,6 +530,7 @@ class ItemGenerator:
         """Fill an empty workspace with `counts` of every kind, and an audit trail of
         `counts.audit_events` over the last 30 days. Items go in directly: making up a workspace
         is no edit, so it adds no audit event of its own."""
+        now = datetime.now(timezone.utc)
         for _ in range(counts.sources):
             self._insert("sources")
         for _ in range(counts.destinations):
@@ -571,9 +572,10 @@ class ItemGenerator:
                 self._insert("computed_traits", spaceId=space_id)
         for w, (warehouse_id, connected) in enumerate(self.warehouse_sources.items()):
             for s in range(counts.syncs_per_warehouse if connected else 0):
-                # the newest sync of every other warehouse is still running
+                # the newest sync of every other warehouse is still running; one sync every 6 hours
                 running = w % 2 == 0 and s == counts.syncs_per_warehouse - 1
-                self.syncs[warehouse_id].append(self._new_sync(connected[s % len(connected)], running))
+                started = now - timedelta(hours=6 * (counts.syncs_per_warehouse - s))
+                self.syncs[warehouse_id].append(self._new_sync(connected[s % len(connected)], started, running))
         self._made_up_audit_trail(counts.audit_events)
 
     def _populate_protocols(self, counts: "Size", source_ids: List[str]) -> None:

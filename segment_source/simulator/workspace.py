@@ -344,7 +344,7 @@ class SimulatedWorkspace(ItemGenerator):
         source; `fields` override (`status="failed"`). A sync is a run, not an edit: no audit event."""
         with self._lock:
             self.get("warehouses", warehouse_id)
-            report = dict(self._new_sync(source_id or self.warehouse_sources[warehouse_id][0]), **fields)
+            report = dict(self._new_sync(source_id or self.warehouse_sources[warehouse_id][0], datetime.now(timezone.utc)), **fields)
             self.syncs[warehouse_id].append(report)
             return dict(report)
 
