@@ -257,6 +257,7 @@ ENDPOINTS: List[Endpoint] = [
         parent="functions",
         page_size=None,
         is_object=True,
+        secret_fields=("previewWebhookUrl",),  # a source function's URL: whoever has it can send events
         code_fields=("code",),
         column_types={"settings": "json", "deployed_at": "timestamp"},
         feature="Functions",

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from segment_source import ENDPOINTS
 from segment_source.simulator import SegmentSimulator, generate_workspace
 from tests.conftest import load, rows
 
@@ -24,10 +25,12 @@ def all_loaded_text(pipeline) -> str:
 
 def test_no_secret_the_api_served_appears_in_any_loaded_table(pipeline, tmp_path):
     with SegmentSimulator(generate_workspace("small"), token=TOKEN) as sim:
-        load(pipeline, sim)
+        load(pipeline, sim, *(e.table for e in ENDPOINTS))  # every resource, the opt-in ones too
         secrets = sim.secret_values()
-        served = {kind: json.dumps(sim.workspace.listing(kind)) for kind in ("sources", "destinations", "warehouses")}
-    # the secrets hide everywhere the API puts them: write keys, destination and warehouse settings
+        kinds = ("sources", "destinations", "warehouses", "subscriptions", "transformations")
+        served = {kind: json.dumps(sim.workspace.listing(kind)) for kind in kinds}
+        served["function code"] = json.dumps([sim.workspace.get("functions", f) for f in sim.workspace.ids("functions")])
+    # the secrets hide everywhere the API puts them: write keys, settings, hashing keys, code
     for kind, listing in served.items():
         assert any(secret in listing for secret in secrets), kind
     text = all_loaded_text(pipeline)
