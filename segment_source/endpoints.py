@@ -123,7 +123,7 @@ def is_actions_destination(item: Row) -> bool:
     return isinstance(metadata, dict) and bool(metadata.get("actions"))
 
 
-CATALOG_JSON = {name: "json" for name in ("options", "actions", "presets", "components", "contacts", "categories", "previous_names", "supported_regions", "region_endpoints")}
+CATALOG_JSON = {name: "json" for name in ("logos", "options", "actions", "presets", "components", "contacts", "categories", "previous_names", "supported_regions", "region_endpoints")}
 
 ENDPOINTS: List[Endpoint] = [
     Endpoint("workspace", "/", "workspace", page_size=None, is_object=True),
