@@ -175,3 +175,16 @@ def test_nothing_loaded_before_is_lost_when_a_run_fails(duck):
         with pytest.raises(PipelineStepFailed):
             run_core(duck, sim)
         assert loaded(duck, CORE) == before
+
+
+def test_a_soak_run_over_a_medium_workspace_with_faults_limits_and_latency_loads_it_exactly(duck):
+    faults = Faults(rate=0.05, seed=11, kinds=("500", "502", "503", "504", "drop"), latency_ms=1)
+    ws = generate_workspace("medium")
+    with SegmentSimulator(ws, rate_limits=RateLimits(per_token=400, window=1.0), faults=faults) as sim:
+        report = RunReport()
+        info = duck.run(segment_source(api_key=sim.token, base_url=sim.url, report=report))
+        assert not info.has_failed_jobs and report.failed == {} and report.skipped == []
+        assert len(faults.injected) > 100
+        assert report.stats["retries"] >= len(faults.injected)
+    assert loaded(duck) == expected(ws)
+    assert duplicates(duck) == {"sources": 0, "destinations": 0, "segments": 0, "warehouse_sources": 0}
