@@ -3,6 +3,7 @@
     python pipelines/segment_pipeline.py --demo        # no token needed: the built-in simulator
     python pipelines/segment_pipeline.py               # your workspace -> ./segment_pipeline.duckdb
     python pipelines/segment_pipeline.py --destination postgres --resources sources,destinations
+    python pipelines/segment_pipeline.py --config-api  # a legacy Config API token's workspace
 
 The token and destination credentials come from dlt's configuration: .dlt/secrets.toml or
 environment variables (see .dlt/example.secrets.toml). Exit code 0 on success, 1 when the load
@@ -17,7 +18,8 @@ from typing import Iterator, List, Optional, Sequence
 import dlt
 from dlt.common.pipeline import LoadInfo
 
-from segment_source import DEFAULT_TABLES, ENDPOINTS, RunReport, segment_source
+from segment_source import DEFAULT_TABLES, ENDPOINTS, RunReport, segment_config_api, segment_source
+from segment_source.config_api import CONFIG_API_TABLES
 from segment_source.errors import ConfigurationError, WorkspaceFailures, explain
 from segment_source.recovery import recover_interrupted_load
 from segment_source.report import describe_location, table_counts
@@ -44,13 +46,19 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     )
     parser.add_argument("--full-refresh", action="store_true", help="drop this pipeline's tables, history included, and load from scratch")
     parser.add_argument("--demo", action="store_true", help="load from the built-in Segment simulator instead of your workspace (no token needed)")
+    parser.add_argument(
+        "--config-api",
+        action="store_true",
+        help="read the workspace through the legacy Config API ([sources.segment_config_api]) into the same tables: "
+        + ",".join(CONFIG_API_TABLES),
+    )
     return parser.parse_args(argv)
 
 
-def selected_resources(spec: Optional[str]) -> List[str]:
-    valid = [e.table for e in ENDPOINTS]
+def selected_resources(spec: Optional[str], config_api: bool = False) -> List[str]:
+    valid, default = (CONFIG_API_TABLES, CONFIG_API_TABLES) if config_api else ([e.table for e in ENDPOINTS], DEFAULT_TABLES)
     if not spec:
-        return list(DEFAULT_TABLES)
+        return list(default)
     names = [name.strip() for name in spec.split(",") if name.strip()]
     unknown = [name for name in names if name not in valid]
     if unknown or not names:
@@ -61,29 +69,36 @@ def selected_resources(spec: Optional[str]) -> List[str]:
 
 
 @contextlib.contextmanager
-def source_settings(demo: bool) -> Iterator[dict]:
-    """Arguments for `segment_source`: the simulator's for --demo, else dlt's configuration."""
+def source_settings(demo: bool, config_api: bool = False) -> Iterator[dict]:
+    """Arguments for the source: the simulator's for --demo, else dlt's configuration."""
     if not demo:
         yield {}
         return
-    from segment_source.simulator import SegmentSimulator, demo_workspace
+    from segment_source.simulator import ConfigApiSimulator, SegmentSimulator, demo_workspace
 
+    if config_api:
+        with ConfigApiSimulator(demo_workspace()) as sim:
+            print(f"Demo: a simulated Segment workspace is serving the legacy Config API at {sim.url}.")
+            yield {"access_token": sim.token, "workspace": sim.workspace.slug, "base_url": sim.url}
+        return
     with SegmentSimulator(demo_workspace()) as sim:
         print(f"Demo: a simulated Segment workspace is serving the Public API at {sim.url}.")
         yield {"api_key": sim.token, "base_url": sim.url}
 
 
 def run(args: argparse.Namespace) -> LoadInfo:
-    resources = selected_resources(args.resources)
+    resources = selected_resources(args.resources, args.config_api)
     pipeline = dlt.pipeline(
-        pipeline_name=DEMO_PIPELINE_NAME if args.demo else PIPELINE_NAME,
+        # the Config API's schema and state are its own: its own pipeline (and DuckDB file)
+        pipeline_name=(DEMO_PIPELINE_NAME if args.demo else PIPELINE_NAME) + ("_config_api" if args.config_api else ""),
         destination=args.destination,
         dataset_name=args.dataset_name,
     )
     recover_interrupted_load(pipeline)
     run_report = RunReport()
-    with source_settings(args.demo) as settings:
-        source = segment_source(report=run_report, **settings).with_resources(*resources)
+    with source_settings(args.demo, args.config_api) as settings:
+        make_source = segment_config_api if args.config_api else segment_source
+        source = make_source(report=run_report, **settings).with_resources(*resources)
         info = pipeline.run(source, refresh="drop_sources" if args.full_refresh else None)
     report(pipeline, info, resources, run_report)
     if run_report.failed:

@@ -59,20 +59,7 @@ logger = logging.getLogger("segment_source")
 def resolve_base_url(region: str, base_url: Optional[str]) -> str:
     """The API root for `region`, or `base_url` when given (https, or http on loopback only)."""
     if base_url:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigurationError(
-                f"base_url {base_url!r} is not an http(s) URL. Set [sources.segment_source] base_url"
-                " (or SOURCES__SEGMENT_SOURCE__BASE_URL) to e.g. https://api.segmentapis.com, or"
-                " remove it and set region instead."
-            )
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
-            raise ConfigurationError(
-                f"base_url {base_url!r} uses plain http to a host that is not this machine, so"
-                " the API token would travel in clear text. Use https:// (plain http is accepted"
-                " only for 127.0.0.1/localhost, e.g. the simulator)."
-            )
-        return base_url.rstrip("/")
+        return check_base_url(base_url, "segment_source", "e.g. https://api.segmentapis.com, or remove it and set region instead")
     try:
         return BASE_URLS[str(region).strip().lower()]
     except KeyError:
@@ -80,6 +67,24 @@ def resolve_base_url(region: str, base_url: Optional[str]) -> str:
             f"region {region!r} is not a Segment region. Set [sources.segment_source] region in"
             " .dlt/config.toml (or SOURCES__SEGMENT_SOURCE__REGION) to \"us\" or \"eu\"."
         ) from None
+
+
+def check_base_url(base_url: str, section: str, otherwise: str) -> str:
+    """`base_url` without a trailing slash, if it is https (or http to this machine only).
+    Errors name the setting in `[sources.<section>]`; `otherwise` says what else to do."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"base_url {base_url!r} is not an http(s) URL. Set [sources.{section}] base_url"
+            f" (or SOURCES__{section.upper()}__BASE_URL) to an https:// URL, {otherwise}."
+        )
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigurationError(
+            f"base_url {base_url!r} uses plain http to a host that is not this machine, so"
+            " the API token would travel in clear text. Use https:// (plain http is accepted"
+            " only for 127.0.0.1/localhost, e.g. the simulator)."
+        )
+    return base_url.rstrip("/")
 
 
 def _is_loopback(host: Optional[str]) -> bool:
@@ -92,10 +97,18 @@ def _is_loopback(host: Optional[str]) -> bool:
 
 
 class SegmentCursorPaginator(JSONResponseCursorPaginator):
-    """Segment's cursor pagination, asking for `page_size` items per page."""
+    """Segment's cursor pagination, asking for `page_size` items per page (the Public API's
+    parameters unless told otherwise: the legacy Config API names them differently)."""
 
-    def __init__(self, page_size: int) -> None:
-        super().__init__(cursor_path="data.pagination.next", cursor_param="pagination[cursor]")
+    def __init__(
+        self,
+        page_size: int,
+        cursor_path: str = "data.pagination.next",
+        cursor_param: str = "pagination[cursor]",
+        count_param: str = "pagination[count]",
+    ) -> None:
+        super().__init__(cursor_path=cursor_path, cursor_param=cursor_param)
+        self.count_param = count_param
         self.page_size = page_size
         self.cursor: Optional[str] = None
         """The cursor of the page being asked for (None for the first)."""
@@ -103,9 +116,9 @@ class SegmentCursorPaginator(JSONResponseCursorPaginator):
         self._pages = 0
 
     def init_request(self, request: requests.Request) -> None:
-        request.params = dict(request.params or {}, **{"pagination[count]": self.page_size})
+        request.params = dict(request.params or {}, **{self.count_param: self.page_size})
         if self.cursor is not None:
-            request.params["pagination[cursor]"] = self.cursor
+            request.params[self.cursor_param] = self.cursor
 
     def update_state(self, response: requests.Response, data: Optional[List[Any]] = None) -> None:
         super().update_state(response, data)
@@ -196,10 +209,14 @@ class SegmentClient:
     """Reads one workspace (one token) of the Segment Public API.
 
     The envelope and the paginator are the Public API's; a client of another API with the same
-    transport policy overrides `rest_client_class`, `paginator` and `unwrap`.
+    transport policy overrides `rest_client_class`, `paginator` and `unwrap`, and says in its
+    messages which settings to fix (`config_section`, `token_advice`).
     """
 
     rest_client_class = SegmentRESTClient
+    config_section = "segment_source"
+    token_advice = f"Create a new Public API token in Segment and {SECRETS_HINT}."
+    """What to do when Segment rejects the token (401)."""
 
     def __init__(self, base_url: str, api_key: str, limits: List[Tuple[str, int, bool]] = (), policy: Optional[RetryPolicy] = None) -> None:  # type: ignore[assignment]
         self.base_url = base_url
@@ -267,7 +284,7 @@ class SegmentClient:
                 try:
                     response = send(request, **kwargs)
                     self.limiter.observe(response.headers)
-                    raise_for_segment_status(response)
+                    raise_for_segment_status(response, self.token_advice)
                     return response
                 except (SegmentApiError, requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as failure:
                     rate_limited += isinstance(failure, SegmentApiError) and failure.status == 429
@@ -300,12 +317,12 @@ class SegmentClient:
             raise ApiUnreachableError(
                 f"Could not reach the Segment API at {self.base_url} for GET {path} ({type(ex).__name__})"
                 f" after {self.policy.max_attempts} attempts. Check the network connection and the"
-                " configured region or base_url ([sources.segment_source] in .dlt/config.toml)."
+                f" configured region or base_url ([sources.{self.config_section}] in .dlt/config.toml)."
             ) from None
 
 
-def raise_for_segment_status(response: requests.Response) -> None:
-    """Turn an error status into the matching typed error."""
+def raise_for_segment_status(response: requests.Response, token_advice: str = SegmentClient.token_advice) -> None:
+    """Turn an error status into the matching typed error; a 401 ends with `token_advice`."""
     status = response.status_code
     if status < 400:
         return
@@ -315,7 +332,7 @@ def raise_for_segment_status(response: requests.Response) -> None:
     if status == 401:
         raise AuthenticationError(
             f"Segment at {host} rejected the API token (401 Unauthorized: {detail}). The token is"
-            f" wrong, expired or revoked. Create a new Public API token in Segment and {SECRETS_HINT}.",
+            f" wrong, expired or revoked. {token_advice}",
             endpoint,
             response,
         )

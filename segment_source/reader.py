@@ -8,8 +8,9 @@ merge scope): the whole workspace for a full listing, or only the changed parent
 """
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Generator, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Generator, Iterator, List, Optional, Sequence, Set, Tuple
 
 from segment_source import redaction
 from segment_source.client import SegmentClient
@@ -23,6 +24,15 @@ feature; a 404 after that, or after a success, is a parent deleted mid-run."""
 
 Pages = Generator[List[Row], None, Optional[str]]
 """Yields pages of rows; returns the SQL condition of the rows they replace (None: replace nothing)."""
+
+
+@dataclass(frozen=True)
+class EmbeddedEndpoint(Endpoint):
+    """A child endpoint without requests of its own: its items come inside each parent item (the
+    legacy Config API's tracking plans carry their rules). `path` is not requested."""
+
+    items_of: Callable[[Row], List[Row]] = lambda item: []
+    """The child items inside one parent API item."""
 
 
 def sql_literal(value: Any) -> str:
@@ -51,6 +61,7 @@ class WorkspaceReader:
         parents = {e.parent for e in endpoints if e.parent}
         self._parent_tables = frozenset(parents)
         self._children_with_tests = {p: [e for e in endpoints if e.parent == p and e.only_for] for p in parents}
+        self._embedded_children = {p: [e for e in endpoints if e.parent == p and isinstance(e, EmbeddedEndpoint)] for p in parents}
         self.label = label
         """How messages name this workspace before its slug is known ("workspace 2 of 3")."""
         self.failure: Optional[Exception] = None
@@ -62,6 +73,8 @@ class WorkspaceReader:
         self._info: Optional[Row] = None
         self._parents: Dict[str, List[Row]] = {}
         self._eligible: Dict[str, Set[str]] = {}
+        self._embedded: Dict[str, List[Tuple[Row, List[Row]]]] = {}
+        """Embedded child table -> (parent row, child items) of each parent read."""
 
     @property
     def info(self) -> Row:
@@ -112,11 +125,17 @@ class WorkspaceReader:
                             if child.only_for(item):  # type: ignore[misc]
                                 self._eligible.setdefault(child.table, set()).add(item["id"])
                         rows.append(self._row(endpoint, dict(params, **item), {}))
+                        for embedded in self._embedded_children[endpoint.table]:
+                            self._embedded.setdefault(embedded.table, []).append((rows[-1], embedded.items_of(item)))
             self._parents[endpoint.table] = rows
         return self._parents[endpoint.table]
 
     def _read_children(self, endpoint: Endpoint, state: Dict[str, Any]) -> Pages:
         parents = self._parent_rows(self._by_table[endpoint.parent])  # type: ignore[index]
+        if isinstance(endpoint, EmbeddedEndpoint):
+            for parent, items in self._embedded.get(endpoint.table, []):
+                yield [self._row(endpoint, item, parent) for item in items]
+            return self.scope
         if endpoint.only_for:
             eligible = self._eligible.get(endpoint.table, set())
             parents = [p for p in parents if p["id"] in eligible]

@@ -8,14 +8,19 @@
 Rate limits, injected faults and scripted quirks are off by default; see `faults.py`:
 
     SegmentSimulator(ws, rate_limits=RateLimits(per_token=20, window=2.0), faults=Faults(rate=0.15, seed=1))
+
+`ConfigApiSimulator` serves the legacy Config API (`<url>/v1beta`) from the same workspaces; see
+`config_api.py`.
 """
 
 from segment_source.simulator.server import RecordedRequest, SegmentSimulator
 from segment_source.simulator.faults import FAULT_KINDS, Faults, InjectedFault, Quirks, RateLimits
 from segment_source.simulator.workspace import SIZES, SimulatedWorkspace, Size, demo_workspace, generate_workspace
+from segment_source.simulator.config_api import ConfigApiSimulator
 
 __all__ = [
     "SegmentSimulator",
+    "ConfigApiSimulator",
     "SimulatedWorkspace",
     "RecordedRequest",
     "RateLimits",

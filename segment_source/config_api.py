@@ -1,0 +1,290 @@
+"""A second source for workspaces that still hold a legacy Config API token.
+
+The Config API (`https://platform.segmentapis.com/v1beta`, notes.md section 5) names objects by
+path (`workspaces/acme/sources/ios`), in snake_case, under `/workspaces/{workspace}/...`; Segment
+no longer issues its tokens. This source loads it into the tables of `segment_source`, with the
+Public API's column names where a field means the same, so the same SQL works on both; a field
+with no counterpart keeps its own name. The reading, redaction, current and history tables are
+`segment_source`'s own (`WorkspaceReader`, `endpoint_resource`); what differs is here: the client
+(envelope, pagination), the catalogue and how items become rows.
+
+| Config API field | column |
+|---|---|
+| workspace `id`, `name` (`workspaces/<slug>`), `display_name` | `workspace.id`, `slug`, `name` |
+| `name` (`workspaces/<ws>/sources/<slug>`) | `sources.id`, and its last segment `slug` |
+| source `display_name` (the slug if absent) | `sources.name` |
+| source `catalog_name` (`catalog/sources/<slug>`) | `sources.metadata__slug` |
+| source `write_keys` | `sources__write_keys` (masked) |
+| source `labels` (`{key: value}`) | `sources__labels` (`key`, `value`) |
+| source `function_config[]` | `sources.settings` (as for destinations) |
+| destination `name` (`<source>/destinations/<catalog slug>`) | `destinations.id`, and its last segment `metadata__slug` |
+| destination `parent` | `destinations.source_id` (= `sources.id`) |
+| destination `display_name`, `enabled` | `destinations.name`, `enabled` |
+| destination `config[]{name: ".../config/<key>", value}` | `destinations.settings` `{<key>: value}` (masked like the Public API's) |
+| tracking plan `name`, `display_name` | `tracking_plans.id`, `name` |
+| tracking plan `create_time`, `update_time` | `tracking_plans.created_at`, `updated_at` |
+| tracking plan `rules.events[]{name, version, rules, description}` | `tracking_plan_rules`: type `TRACK`, `key`, `version`, `json_schema`, `description` |
+| tracking plan `rules.global` / `identify` / `group` | `tracking_plan_rules`: type `COMMON` / `IDENTIFY` / `GROUP`, key "", version 1 |
+| `create_time`, `update_time` of workspace, sources, destinations; `library_config{...}`, `connection_mode` | own columns (`library_config__metrics_enabled`...) |
+
+Every row carries `workspace_id`, the workspace's id. Rules come inside their plans: they cost no
+request. Requests: the workspace, the sources (100 a page), one listing per source for its
+destinations, the tracking plans.
+"""
+
+import re
+from typing import Any, Dict, List, Optional
+from urllib.parse import urlsplit
+
+import dlt
+import requests
+from dlt.common.typing import TSecretValue
+from dlt.extract.resource import DltResource
+from dlt.sources.helpers.rest_client import RESTClient
+from dlt.sources.helpers.rest_client.paginators import SinglePagePaginator
+
+from segment_source.client import SegmentClient, SegmentCursorPaginator, _endpoint, _json, _snippet, check_base_url
+from segment_source.endpoints import Endpoint, Row
+from segment_source.errors import ConfigurationError, NotFoundError, PermissionDeniedError, UnexpectedResponseError
+from segment_source.reader import EmbeddedEndpoint, WorkspaceReader
+from segment_source.report import RunReport
+from segment_source.source import endpoint_resource
+
+SECTION = "segment_config_api"
+DEFAULT_BASE_URL = "https://platform.segmentapis.com/v1beta"
+MAX_PAGE_SIZE = 100
+DESTINATIONS_PER_MINUTE = 180
+"""Of the token's 200 requests a minute: one listing per source, the rest left for the others."""
+_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+SETTINGS_HINT = (
+    "put them in .dlt/secrets.toml as\n\n    [sources.segment_config_api]\n    access_token = \"<your Config API token>\"\n"
+    '    workspace = "<your workspace slug>"\n\nor set the environment variables SOURCES__SEGMENT_CONFIG_API__ACCESS_TOKEN'
+    " and SOURCES__SEGMENT_CONFIG_API__WORKSPACE"
+)
+NO_NEW_TOKENS = (
+    "Segment no longer issues Config API tokens: with a Public API token, load with segment_source"
+    " (the script without --config-api) instead."
+)
+
+# ---- client ------------------------------------------------------------------------------
+
+
+class ConfigApiRESTClient(RESTClient):
+    """`RESTClient` that checks the Config API's envelope: the items under a top-level key."""
+
+    def extract_response(self, response: requests.Response, data_selector: Any) -> List[Any]:
+        key = str(data_selector).split(".", 1)[1]  # SegmentClient.pages asks for "data.<key>"
+        body = _json(response)
+        items = body.get(key) if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise UnexpectedResponseError(
+                f"{_endpoint(response)} answered without a list under {key}: {_snippet(response)}."
+                " The Config API may have changed; please report this."
+            )
+        return items
+
+
+class ConfigApiClient(SegmentClient):
+    """Reads one workspace of the Config API: `page_size` / `page_token` in, `next_page_token`
+    out (empty on the last page), objects answered bare."""
+
+    rest_client_class = ConfigApiRESTClient
+    config_section = SECTION
+    token_advice = f"{NO_NEW_TOKENS} To use a Config API token that works, {SETTINGS_HINT}."
+
+    def paginator(self, page_size: Optional[int]) -> Any:
+        if not page_size:
+            return SinglePagePaginator()
+        return SegmentCursorPaginator(page_size, cursor_path="next_page_token", cursor_param="page_token", count_param="page_size")
+
+    def get(self, path: str, key: str) -> Any:
+        """The workspace object (the only one this source asks for): a 404 or 403 there means the
+        token sees no workspace of that name."""
+        try:
+            return super().get(path, key)
+        except (NotFoundError, PermissionDeniedError) as ex:
+            raise ConfigurationError(
+                f"The Config API has no workspace {_last(path)!r} for this token ({ex.status}). Set"
+                f" [sources.{SECTION}] workspace (or SOURCES__SEGMENT_CONFIG_API__WORKSPACE) to the slug of the"
+                " token's workspace, as in app.segment.com/<slug>/."
+            ) from None
+
+    def unwrap(self, response: requests.Response, key: str) -> Any:
+        body = _json(response)
+        if not isinstance(body, dict):
+            raise UnexpectedResponseError(
+                f"{_endpoint(response)} answered without an object: {_snippet(response)}."
+                " The Config API may have changed; please report this."
+            )
+        return body
+
+
+# ---- items to rows -----------------------------------------------------------------------
+
+
+def _name(item: Row) -> str:
+    """An item's resource name, which is its id."""
+    name = item.get("name")
+    if not isinstance(name, str) or not name:
+        raise UnexpectedResponseError(f"The Config API returned an item without a name (keys {sorted(item)}); please report this.")
+    return name
+
+
+def _last(name: Any) -> Optional[str]:
+    """The last segment of a resource name: `catalog/sources/ios` -> `ios`."""
+    return name.rsplit("/", 1)[-1] if isinstance(name, str) and name else None
+
+
+def config_settings(entries: Any) -> Dict[str, Any]:
+    """`[{"name": ".../config/apiKey", "value": v}]` as the Public API's settings `{"apiKey": v}`."""
+    return {_last(e.get("name")): e.get("value") for e in entries or [] if isinstance(e, dict) and _last(e.get("name"))}
+
+
+def workspace_row(item: Row, parent: Row) -> Row:
+    return {"id": item["id"], "slug": _last(item.get("name")), "name": item.get("display_name"), "create_time": item.get("create_time")}
+
+
+def source_row(item: Row, parent: Row) -> Row:
+    name = _name(item)
+    labels = item.get("labels")
+    row = {
+        "id": name,
+        "slug": _last(name),
+        "name": item.get("display_name") or _last(name),
+        "metadata": {"slug": _last(item.get("catalog_name"))},
+        "write_keys": item.get("write_keys") or [],
+        "labels": [{"key": k, "value": v} for k, v in labels.items()] if isinstance(labels, dict) else [],
+        "library_config": item.get("library_config"),
+        "create_time": item.get("create_time"),
+    }
+    if item.get("function_config"):
+        row["settings"] = config_settings(item["function_config"])
+    return row
+
+
+def destination_row(item: Row, parent: Row) -> Row:
+    name = _name(item)
+    return {
+        "id": name,
+        "source_id": item.get("parent") or parent["id"],
+        "name": item.get("display_name"),
+        "enabled": item.get("enabled"),
+        "metadata": {"slug": _last(name)},
+        "settings": config_settings(item.get("config")),
+        "connection_mode": item.get("connection_mode"),
+        "create_time": item.get("create_time"),
+        "update_time": item.get("update_time"),
+    }
+
+
+def tracking_plan_row(item: Row, parent: Row) -> Row:
+    return {"id": _name(item), "name": item.get("display_name"), "created_at": item.get("create_time"), "updated_at": item.get("update_time")}
+
+
+RULE_SECTIONS = (("global", "COMMON"), ("identify", "IDENTIFY"), ("group", "GROUP"))
+
+
+def plan_rules(plan: Row) -> List[Row]:
+    """A plan's rules as the Public API lists them. The Config API keeps one version of the
+    global, identify and group rules; the Public API numbers such a rule 1."""
+    rules = plan.get("rules") or {}
+    found = [
+        {"type": rule_type, "key": "", "version": 1, "json_schema": rules[section]}
+        for section, rule_type in RULE_SECTIONS
+        if rules.get(section)
+    ]
+    for event in rules.get("events") or []:
+        found.append(
+            {
+                "type": "TRACK",
+                "key": event.get("name") or "",
+                "version": event.get("version") or 1,
+                "json_schema": event.get("rules"),
+                "description": event.get("description"),
+            }
+        )
+    return found
+
+
+def config_api_endpoints(workspace: str) -> List[Endpoint]:
+    """The catalogue for one workspace (its slug is in every path). Destinations are read per
+    source: the source's id is its resource name, which is also the path of its destinations."""
+    root = f"/workspaces/{workspace}"
+    return [
+        Endpoint("workspace", root, "workspace", page_size=None, is_object=True, shape=workspace_row),
+        Endpoint(
+            "sources",
+            f"{root}/sources",
+            "sources",
+            page_size=MAX_PAGE_SIZE,
+            secret_fields=("write_keys",),
+            settings_fields=("settings",),
+            shape=source_row,
+        ),
+        Endpoint(
+            "destinations",
+            "/{id}/destinations",
+            "destinations",
+            parent="sources",
+            page_size=MAX_PAGE_SIZE,
+            settings_fields=("settings",),
+            shape=destination_row,
+        ),
+        Endpoint("tracking_plans", f"{root}/tracking-plans", "tracking_plans", page_size=MAX_PAGE_SIZE, shape=tracking_plan_row, feature="Protocols"),
+        EmbeddedEndpoint(
+            "tracking_plan_rules",
+            "",
+            "rules",
+            primary_key=("tracking_plan_id", "type", "key", "version"),
+            parent="tracking_plans",
+            parent_key="trackingPlanId",
+            items_of=plan_rules,
+            column_types={"json_schema": "json", "version": "bigint"},
+            feature="Protocols",
+        ),
+    ]
+
+
+CONFIG_API_TABLES = [e.table for e in config_api_endpoints("workspace")]
+
+# ---- the source --------------------------------------------------------------------------
+
+
+@dlt.source(name="segment_config_api", section=SECTION)
+def segment_config_api(
+    access_token: Optional[TSecretValue] = None,
+    workspace: Optional[str] = None,
+    base_url: Optional[str] = None,
+    history: bool = True,
+    fingerprint_key: Optional[TSecretValue] = None,
+    report: Optional[RunReport] = None,
+) -> List[DltResource]:
+    """A Segment workspace's configuration read through the legacy Config API, into the tables of
+    `segment_source` (workspace, sources, destinations, tracking_plans, tracking_plan_rules).
+
+    Args:
+        access_token: a Config API access token.
+        workspace: the workspace's slug, as in `app.segment.com/<slug>/`.
+        base_url: overrides https://platform.segmentapis.com/v1beta, e.g. the simulator's URL.
+        history: also keep every version of every object in `<table>_history`.
+        fingerprint_key: key of the fingerprints of masked secrets; defaults to the workspace id.
+        report: collects skipped resources and a failed workspace, for the caller to show.
+    """
+    token = str(access_token or "").strip()
+    if not token:
+        raise ConfigurationError(f"No Segment Config API access token is configured; {SETTINGS_HINT}. {NO_NEW_TOKENS}")
+    if not workspace:
+        raise ConfigurationError(f"The Config API needs the workspace's slug (as in app.segment.com/<slug>/); {SETTINGS_HINT}.")
+    if not _SLUG.match(str(workspace)):
+        raise ConfigurationError(
+            f"workspace {str(workspace)[:60]!r} is not a workspace slug (letters, digits, - and _, as in app.segment.com/<slug>/)."
+            f" Set [sources.{SECTION}] workspace (or SOURCES__SEGMENT_CONFIG_API__WORKSPACE) to e.g. \"my-company\"."
+        )
+    url = check_base_url(base_url, SECTION, f"or remove it to use {DEFAULT_BASE_URL}") if base_url else DEFAULT_BASE_URL
+    endpoints = config_api_endpoints(workspace)
+    destinations = f"{urlsplit(url).path}/workspaces/{workspace}/sources/{{source}}/destinations"
+    client = ConfigApiClient(url, token, [(destinations, DESTINATIONS_PER_MINUTE, False)])
+    reader = WorkspaceReader(client, f"workspace {workspace}", fingerprint_key, endpoints=endpoints)
+    report = report if report is not None else RunReport()
+    report.readers = [reader]
+    return [endpoint_resource(endpoint, [reader], history, report) for endpoint in endpoints]
