@@ -108,11 +108,16 @@ def run(args: argparse.Namespace) -> LoadInfo:
 
 def report(pipeline: dlt.Pipeline, info: LoadInfo, resources: List[str], run_report: RunReport) -> None:
     print(info)
+    stats = run_report.stats
+    print(
+        f"Segment API: {stats['requests']} requests, {stats['retries']} retried"
+        f" ({stats['rate_limited']} after a 429), {stats['waited_seconds']:.1f} s spent pacing and waiting."
+    )
     for line in run_report.skipped:
         print(f"Note: {line}")
     print("\nRows per table (current objects / versions in history):")
     for table, current, versions in table_counts(pipeline, resources):
-        print(f"  {table:<20} {current:>8} / {versions}")
+        print(f"  {table:<26} {current:>8} / {'-' if versions is None else versions}")
     print(f"\nYour data: {describe_location(pipeline)}")
     print("Try this query:\n" + TRY_QUERY.format(dataset=pipeline.dataset_name))
 

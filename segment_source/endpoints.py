@@ -229,6 +229,7 @@ ENDPOINTS: List[Endpoint] = [
         "/audit-events",
         "events",
         incremental=Incremental(cursor_field="timestamp", start_param="startTime", end_param="endTime"),
+        column_types={"timestamp": "timestamp", "actor_email": "text"},
         feature="Audit Trail (Business tier)",
         history=False,
     ),

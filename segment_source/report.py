@@ -2,7 +2,7 @@
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 import dlt
 
@@ -52,15 +52,15 @@ class RunReport:
         return total
 
 
-def table_counts(pipeline: dlt.Pipeline, tables: List[str]) -> List[Tuple[str, int, int]]:
-    """(table, rows in the current-state table, rows in its history) for each loaded table."""
+def table_counts(pipeline: dlt.Pipeline, tables: List[str]) -> List[Tuple[str, int, Optional[int]]]:
+    """(table, rows in the current-state table, rows in its history or None without one)."""
     existing = set(pipeline.default_schema.data_table_names(seen_data_only=True))
     counts = []
     with pipeline.sql_client() as client:
         for table in tables:
             current = _count(client, table) if table in existing else 0
             history = table + HISTORY_SUFFIX
-            versions = _count(client, history) if history in existing else 0
+            versions = _count(client, history) if history in existing else None
             counts.append((table, current, versions))
     return counts
 

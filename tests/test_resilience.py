@@ -9,7 +9,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from segment_source import RunReport, ratelimit, segment_source
 from segment_source.errors import explain
 from segment_source.simulator import Faults, Quirks, RateLimits, SegmentSimulator, Size, generate_workspace
-from tests.conftest import expected, load, loaded, make_pipeline, rows
+from tests.conftest import expected, loaded, make_pipeline, rows
 
 CORE = ("workspace", "sources", "destinations", "warehouses", "warehouse_sources", "spaces", "segments")
 

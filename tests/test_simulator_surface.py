@@ -322,7 +322,7 @@ def test_audit_events_come_newest_first_from_the_last_30_days(simulator):
     assert all(TIMESTAMP.match(s) for s in stamps)
     assert stamps == sorted(stamps, reverse=True) and len(set(stamps)) == len(stamps)
     now = datetime.now(timezone.utc)
-    assert now - timedelta(days=30) < datetime.fromisoformat(stamps[-1]) < datetime.fromisoformat(stamps[0]) <= now
+    assert now - timedelta(days=30) < datetime.fromisoformat(stamps[-1].replace("Z", "+00:00")) < datetime.fromisoformat(stamps[0].replace("Z", "+00:00")) <= now
     assert all(re.match(r"^events/\d+$", e["id"]) for e in events)
     assert all(re.match(r"^(user|public-api-token)/\w+$", e["actor"]) for e in events)
 

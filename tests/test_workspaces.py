@@ -1,6 +1,5 @@
 """Several workspaces (one token each) load into one dataset in one run."""
 
-import dlt
 
 from segment_source import RunReport, segment_source
 from segment_source.simulator import SegmentSimulator, generate_workspace

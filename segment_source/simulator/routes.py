@@ -81,7 +81,7 @@ def _time(params: Dict[str, str], name: str) -> Optional[datetime]:
 
 
 def _parse_time(value: str) -> datetime:
-    moment = datetime.fromisoformat(value)
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))  # Python < 3.11 refuses a "Z"
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)  # UTC unless it says otherwise
 
 
