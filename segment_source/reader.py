@@ -108,25 +108,30 @@ class WorkspaceReader:
         elif endpoint.parent:
             return (yield from self._read_children(endpoint, state))
         else:
-            for params in endpoint.variants or ({},):
-                for items in self.client.pages(endpoint.path, endpoint.data_key, endpoint.page_size, params):
-                    yield [self._row(endpoint, dict(params, **item), {}) for item in items]
+            for items in self._list(endpoint):
+                yield [self._row(endpoint, item, {}) for item in items]
         return self.scope
+
+    def _list(self, endpoint: Endpoint) -> Iterator[List[Row]]:
+        """The API items of a top-level list, page by page: one listing per variant (functions per
+        resourceType), each item carrying its variant's parameters."""
+        for params in endpoint.variants or ({},):
+            for items in self.client.pages(endpoint.path, endpoint.data_key, endpoint.page_size, params):
+                yield [dict(params, **item) for item in items]
 
     # ---- parents and children --------------------------------------------------------------
 
     def _parent_rows(self, endpoint: Endpoint) -> List[Row]:
         if endpoint.table not in self._parents:
             rows = []
-            for params in endpoint.variants or ({},):
-                for items in self.client.pages(endpoint.path, endpoint.data_key, endpoint.page_size, params):
-                    for item in items:
-                        for child in self._children_with_tests[endpoint.table]:
-                            if child.only_for(item):  # type: ignore[misc]
-                                self._eligible.setdefault(child.table, set()).add(item["id"])
-                        rows.append(self._row(endpoint, dict(params, **item), {}))
-                        for embedded in self._embedded_children[endpoint.table]:
-                            self._embedded.setdefault(embedded.table, []).append((rows[-1], embedded.items_of(item)))
+            for items in self._list(endpoint):
+                for item in items:
+                    for child in self._children_with_tests[endpoint.table]:
+                        if child.only_for(item):  # type: ignore[misc]
+                            self._eligible.setdefault(child.table, set()).add(item["id"])
+                    rows.append(self._row(endpoint, item, {}))
+                    for embedded in self._embedded_children[endpoint.table]:
+                        self._embedded.setdefault(embedded.table, []).append((rows[-1], embedded.items_of(item)))
             self._parents[endpoint.table] = rows
         return self._parents[endpoint.table]
 
