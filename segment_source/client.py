@@ -126,16 +126,16 @@ class SegmentCursorPaginator(JSONResponseCursorPaginator):
         cursor = self._next_reference
         if cursor is None:
             return
-        total = _json(response).get("data", {}).get("pagination", {}).get("totalEntries")
+        total = parse_json(response).get("data", {}).get("pagination", {}).get("totalEntries")
         expected_pages = -(-int(total) // self.page_size) if isinstance(total, (int, float)) else MAX_PAGES
         if cursor in self._seen_cursors:
             raise UnexpectedResponseError(
-                f"Segment returned the cursor {cursor!r} twice for {_endpoint(response)}; stopping"
+                f"Segment returned the cursor {cursor!r} twice for {endpoint_of(response)}; stopping"
                 " instead of paging in a loop. Rerun later; if it persists, report it to Segment."
             )
         if self._pages >= min(MAX_PAGES, expected_pages + 2):
             raise UnexpectedResponseError(
-                f"{_endpoint(response)} kept returning a next page after {self._pages} pages"
+                f"{endpoint_of(response)} kept returning a next page after {self._pages} pages"
                 f" ({total if total is not None else 'no'} items announced); stopping instead of paging forever."
                 " Rerun later; if it persists, report it to Segment."
             )
@@ -152,7 +152,7 @@ class SegmentRESTClient(RESTClient):
         items = data.get(key)
         if not isinstance(items, list):
             raise UnexpectedResponseError(
-                f"{_endpoint(response)} answered without a list under data.{key} (data has keys"
+                f"{endpoint_of(response)} answered without a list under data.{key} (data has keys"
                 f" {sorted(data)}). The Public API may have changed; please report this."
             )
         return items
@@ -242,7 +242,7 @@ class SegmentClient:
         data = _data(response)
         if key not in data:
             raise UnexpectedResponseError(
-                f"{_endpoint(response)} answered without data.{key} (data has keys {sorted(data)})."
+                f"{endpoint_of(response)} answered without data.{key} (data has keys {sorted(data)})."
                 " The Public API may have changed; please report this."
             )
         return data[key]
@@ -326,7 +326,7 @@ def raise_for_segment_status(response: requests.Response, token_advice: str = Se
     status = response.status_code
     if status < 400:
         return
-    endpoint = _endpoint(response)
+    endpoint = endpoint_of(response)
     detail = _error_detail(response)
     host = urlsplit(response.url).netloc
     if status == 401:
@@ -343,32 +343,32 @@ def raise_for_segment_status(response: requests.Response, token_advice: str = Se
     raise SegmentApiError(f"Segment answered {status} to {endpoint}: {detail}.", endpoint, response)
 
 
-def _endpoint(response: requests.Response) -> str:
+def endpoint_of(response: requests.Response) -> str:
     return f"GET {urlsplit(response.url).path}"
 
 
-def _json(response: requests.Response) -> Any:
+def parse_json(response: requests.Response) -> Any:
     try:
         return response.json()
     except (ValueError, json.JSONDecodeError):
         raise UnexpectedResponseError(
-            f"{_endpoint(response)} answered with a body that is not JSON ({response.status_code},"
-            f" {len(response.content)} bytes): {_snippet(response)}. Segment may be having an incident; rerun later."
+            f"{endpoint_of(response)} answered with a body that is not JSON ({response.status_code},"
+            f" {len(response.content)} bytes): {body_snippet(response)}. Segment may be having an incident; rerun later."
         ) from None
 
 
 def _data(response: requests.Response) -> Dict[str, Any]:
-    body = _json(response)
+    body = parse_json(response)
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, dict):
         raise UnexpectedResponseError(
-            f"{_endpoint(response)} answered without the Public API's data envelope: {_snippet(response)}."
+            f"{endpoint_of(response)} answered without the Public API's data envelope: {body_snippet(response)}."
             " The Public API may have changed; please report this."
         )
     return data
 
 
-def _snippet(response: requests.Response) -> str:
+def body_snippet(response: requests.Response) -> str:
     """The start of a body, with anything that looks like a secret masked."""
     text = response.content[: SNIPPET_LENGTH * 4].decode("utf-8", "replace")
     text = redaction.redact_text(text, "error-snippet")

@@ -43,7 +43,7 @@ from dlt.extract.resource import DltResource
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.paginators import SinglePagePaginator
 
-from segment_source.client import SegmentClient, SegmentCursorPaginator, _endpoint, _json, _snippet, check_base_url
+from segment_source.client import SegmentClient, SegmentCursorPaginator, body_snippet, check_base_url, endpoint_of, parse_json
 from segment_source.endpoints import Endpoint, Row
 from segment_source.errors import ConfigurationError, NotFoundError, PermissionDeniedError, UnexpectedResponseError
 from segment_source.reader import EmbeddedEndpoint, WorkspaceReader
@@ -74,11 +74,11 @@ class ConfigApiRESTClient(RESTClient):
 
     def extract_response(self, response: requests.Response, data_selector: Any) -> List[Any]:
         key = str(data_selector).split(".", 1)[1]  # SegmentClient.pages asks for "data.<key>"
-        body = _json(response)
+        body = parse_json(response)
         items = body.get(key) if isinstance(body, dict) else None
         if not isinstance(items, list):
             raise UnexpectedResponseError(
-                f"{_endpoint(response)} answered without a list under {key}: {_snippet(response)}."
+                f"{endpoint_of(response)} answered without a list under {key}: {body_snippet(response)}."
                 " The Config API may have changed; please report this."
             )
         return items
@@ -110,10 +110,10 @@ class ConfigApiClient(SegmentClient):
             ) from None
 
     def unwrap(self, response: requests.Response, key: str) -> Any:
-        body = _json(response)
+        body = parse_json(response)
         if not isinstance(body, dict):
             raise UnexpectedResponseError(
-                f"{_endpoint(response)} answered without an object: {_snippet(response)}."
+                f"{endpoint_of(response)} answered without an object: {body_snippet(response)}."
                 " The Config API may have changed; please report this."
             )
         return body
