@@ -44,7 +44,7 @@ from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.paginators import SinglePagePaginator
 
 from segment_source.client import SegmentClient, SegmentCursorPaginator, body_snippet, check_base_url, endpoint_of, parse_json
-from segment_source.endpoints import Endpoint, Row
+from segment_source.endpoints import RULE_KEY, Endpoint, Row
 from segment_source.errors import ConfigurationError, NotFoundError, PermissionDeniedError, UnexpectedResponseError
 from segment_source.reader import EmbeddedEndpoint, WorkspaceReader
 from segment_source.report import RunReport
@@ -235,7 +235,7 @@ def config_api_endpoints(workspace: str) -> List[Endpoint]:
             "tracking_plan_rules",
             "",
             "rules",
-            primary_key=("tracking_plan_id", "type", "key", "version"),
+            primary_key=RULE_KEY,
             parent="tracking_plans",
             parent_key="trackingPlanId",
             items_of=plan_rules,

@@ -11,6 +11,8 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple
 MAX_PAGE_SIZE = 1000  # PaginationInput.count: 1..1000 since API 73
 AUDIENCES_MAX_PAGE_SIZE = 200  # ListAudiencesPaginationInput.count: 1..200
 HISTORY_SUFFIX = "_history"
+# Rules have no id; both sources (Public and legacy Config API) merge on this key.
+RULE_KEY = ("tracking_plan_id", "type", "key", "version")
 FUNCTION_RESOURCE_TYPES = ("DESTINATION", "INSERT_DESTINATION", "INSERT_SOURCE", "INSERT_TRANSFORMATION", "SOURCE")
 
 Row = Dict[str, object]
@@ -164,7 +166,7 @@ ENDPOINTS: List[Endpoint] = [
         "tracking_plan_rules",
         "/tracking-plans/{id}/rules",
         "rules",
-        primary_key=("tracking_plan_id", "type", "key", "version"),
+        primary_key=RULE_KEY,
         parent="tracking_plans",
         parent_key="trackingPlanId",
         refetch_on="updatedAt",
