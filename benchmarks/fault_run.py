@@ -1,6 +1,6 @@
 """A full run through faults and a tight rate limit: what was injected, retried and loaded.
 
-    python benchmarks/fault_run.py [size] [fault rate] [seed]
+    .venv/bin/python -m benchmarks.fault_run [size] [fault rate] [seed]
 
 Defaults: the medium workspace, 15% of requests failing (5xx, dropped connections, answers
 slower than the client's timeout), a rate limit of 300 requests per 2-second window and a 2 s
@@ -13,9 +13,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' expected-contents helpers
 
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 os.environ.setdefault("RUNTIME__REQUEST_TIMEOUT", "1")
@@ -25,17 +22,25 @@ os.environ.setdefault("RUNTIME__REQUEST_MAX_ATTEMPTS", "8")
 
 import dlt  # noqa: E402
 
+from segment_simulator import Faults, RateLimits, SegmentSimulator, generate_workspace  # noqa: E402
 from segment_source import RunReport, ratelimit, segment_source  # noqa: E402
-from segment_source.simulator import Faults, RateLimits, SegmentSimulator, generate_workspace  # noqa: E402
-from tests.conftest import SURFACE, expected, loaded, rows  # noqa: E402
+from tests.support import SURFACE, expected, loaded, rows
 
 
 def main(size: str = "medium", rate: float = 0.15, seed: int = 1) -> None:
     ratelimit.MINUTE = 2.0
     ws = generate_workspace(size)
     faults = Faults(rate=rate, seed=seed, kinds=("500", "502", "503", "504", "drop", "slow"), slow_seconds=1.5)
-    with SegmentSimulator(ws, rate_limits=RateLimits(per_token=300, window=2.0), faults=faults) as sim, tempfile.TemporaryDirectory() as tmp:
-        pipeline = dlt.pipeline("fault_run", destination=dlt.destinations.duckdb(os.path.join(tmp, "f.duckdb")), dataset_name="segment_data", pipelines_dir=tmp)
+    with (
+        SegmentSimulator(ws, rate_limits=RateLimits(per_token=300, window=2.0), faults=faults) as sim,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        pipeline = dlt.pipeline(
+            "fault_run",
+            destination=dlt.destinations.duckdb(os.path.join(tmp, "f.duckdb")),
+            dataset_name="segment_data",
+            pipelines_dir=tmp,
+        )
         report = RunReport()
         started = time.perf_counter()
         pipeline.run(segment_source(api_key=sim.token, base_url=sim.url, report=report))
@@ -45,11 +50,22 @@ def main(size: str = "medium", rate: float = 0.15, seed: int = 1) -> None:
         print(f"{size} workspace, fault rate {rate:.0%}, seed {seed}: {seconds:.1f} s")
         print(f"  requests served: {len(sim.requests)} by status {dict(sorted(statuses.items()))}")
         print(f"  faults injected: {len(faults.injected)} {dict(sorted(faults.counts.items()))}")
-        print(f"  429s: {sum(sim.rate_limits.refused.values())}; client retries: {report.stats['retries']}, rate-limit waits: {report.stats['rate_limited']}, paced: {report.stats['waited_seconds']:.1f} s")
+        print(
+            f"  429s: {sum(sim.rate_limits.refused.values())}; client retries: {report.stats['retries']},"
+            f" rate-limit waits: {report.stats['rate_limited']}, paced: {report.stats['waited_seconds']:.1f} s"
+        )
         mismatched = [t for t in SURFACE if want[t] != got[t]]
-        print(f"  rows expected / loaded: {sum(len(v) for v in want.values())} / {sum(len(v) for v in got.values())} over {len(SURFACE)} tables; tables that differ: {mismatched or 'none'}")
+        print(
+            f"  rows expected / loaded: {sum(len(v) for v in want.values())} / {sum(len(v) for v in got.values())}"
+            f" over {len(SURFACE)} tables; tables that differ: {mismatched or 'none'}"
+        )
         dupes = sum(
-            rows(pipeline, f"SELECT count(*) FROM (SELECT {SURFACE[t][0]} FROM {{{t}}} GROUP BY {SURFACE[t][0]} HAVING count(*) > 1) d")[0][0] for t in SURFACE
+            rows(
+                pipeline,
+                f"SELECT count(*) FROM (SELECT {SURFACE[t][0]} FROM {{{t}}}"
+                f" GROUP BY {SURFACE[t][0]} HAVING count(*) > 1) d",
+            )[0][0]
+            for t in SURFACE
         )
         print(f"  duplicate keys: {dupes}; skipped: {report.skipped or 'none'}; failed: {report.failed or 'none'}")
 

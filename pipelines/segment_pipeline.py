@@ -38,14 +38,24 @@ TRY_QUERY = (
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--destination", choices=DESTINATIONS, default="duckdb", help="where to load (default: duckdb)")
-    parser.add_argument("--dataset-name", default=DATASET_NAME, help=f"dataset (schema) to load into (default: {DATASET_NAME})")
+    parser.add_argument(
+        "--dataset-name", default=DATASET_NAME, help=f"dataset (schema) to load into (default: {DATASET_NAME})"
+    )
     parser.add_argument(
         "--resources",
         help="comma-separated tables to load (default: all but the opt-in catalog_*, warehouse_syncs, function_code): "
         + ",".join(e.table for e in ENDPOINTS),
     )
-    parser.add_argument("--full-refresh", action="store_true", help="drop this pipeline's tables, history included, and load from scratch")
-    parser.add_argument("--demo", action="store_true", help="load from the built-in Segment simulator instead of your workspace (no token needed)")
+    parser.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="drop this pipeline's tables, history included, and load from scratch",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="load from the built-in Segment simulator instead of your workspace (no token needed)",
+    )
     parser.add_argument(
         "--config-api",
         action="store_true",
@@ -56,7 +66,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 
 
 def selected_resources(spec: Optional[str], config_api: bool = False) -> List[str]:
-    valid, default = (CONFIG_API_TABLES, CONFIG_API_TABLES) if config_api else ([e.table for e in ENDPOINTS], DEFAULT_TABLES)
+    valid, default = (
+        (CONFIG_API_TABLES, CONFIG_API_TABLES) if config_api else ([e.table for e in ENDPOINTS], DEFAULT_TABLES)
+    )
     if not spec:
         return list(default)
     names = [name.strip() for name in spec.split(",") if name.strip()]
@@ -74,7 +86,7 @@ def source_settings(demo: bool, config_api: bool = False) -> Iterator[dict]:
     if not demo:
         yield {}
         return
-    from segment_source.simulator import ConfigApiSimulator, SegmentSimulator, demo_workspace
+    from segment_simulator import ConfigApiSimulator, SegmentSimulator, demo_workspace
 
     if config_api:
         with ConfigApiSimulator(demo_workspace()) as sim:

@@ -21,8 +21,8 @@ import json
 import logging
 import random
 import time
-from functools import lru_cache
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
@@ -61,13 +61,15 @@ logger = logging.getLogger("segment_source")
 def resolve_base_url(region: str, base_url: Optional[str]) -> str:
     """The API root for `region`, or `base_url` when given (https, or http on loopback only)."""
     if base_url:
-        return check_base_url(base_url, "segment_source", "e.g. https://api.segmentapis.com, or remove it and set region instead")
+        return check_base_url(
+            base_url, "segment_source", "e.g. https://api.segmentapis.com, or remove it and set region instead"
+        )
     try:
         return BASE_URLS[str(region).strip().lower()]
     except KeyError:
         raise ConfigurationError(
             f"region {region!r} is not a Segment region. Set [sources.segment_source] region in"
-            " .dlt/config.toml (or SOURCES__SEGMENT_SOURCE__REGION) to \"us\" or \"eu\"."
+            ' .dlt/config.toml (or SOURCES__SEGMENT_SOURCE__REGION) to "us" or "eu".'
         ) from None
 
 
@@ -194,7 +196,9 @@ class RetryPolicy:
             return _ms_before_next(failure.response) / 1000 + 0.05
         if isinstance(failure, requests.exceptions.SSLError):
             return None  # a certificate that fails verification will not pass on a retry
-        retriable = isinstance(failure, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError))
+        retriable = isinstance(
+            failure, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+        )
         retriable = retriable or (isinstance(failure, SegmentApiError) and (failure.status or 0) >= 500)
         if not retriable or attempt >= self.max_attempts:
             return None
@@ -227,12 +231,20 @@ class SegmentClient:
     token_advice = f"Create a new Public API token in Segment and {SECRETS_HINT}."
     """What to do when Segment rejects the token (401)."""
 
-    def __init__(self, base_url: str, api_key: str, limits: List[Tuple[str, int, bool]] = (), policy: Optional[RetryPolicy] = None) -> None:  # type: ignore[assignment]
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        limits: List[Tuple[str, int, bool]] = (),
+        policy: Optional[RetryPolicy] = None,
+    ) -> None:  # type: ignore[assignment]
         self.base_url = base_url
         self.stats = RequestStats()
         self.limiter = RateLimiter(list(limits))
         runtime = resolve_configuration(RuntimeConfiguration())
-        self.policy = policy or RetryPolicy(runtime.request_max_attempts, runtime.request_backoff_factor, runtime.request_max_retry_delay)
+        self.policy = policy or RetryPolicy(
+            runtime.request_max_attempts, runtime.request_backoff_factor, runtime.request_max_retry_delay
+        )
         session = Session(timeout=runtime.request_timeout, raise_for_status=False)
         session.send = self._sender(session.send)  # type: ignore[method-assign]
         self._rest = self.rest_client_class(
@@ -260,7 +272,9 @@ class SegmentClient:
         """A fresh paginator for one listing; `page_size` None: a single page."""
         return SegmentCursorPaginator(page_size) if page_size else SinglePagePaginator()
 
-    def pages(self, path: str, key: str, page_size: Optional[int], params: Optional[Mapping[str, str]] = None) -> Iterator[List[Dict[str, Any]]]:
+    def pages(
+        self, path: str, key: str, page_size: Optional[int], params: Optional[Mapping[str, str]] = None
+    ) -> Iterator[List[Dict[str, Any]]]:
         """The pages of a list endpoint, asking for `page_size` items per page.
 
         A 422 that names the page size (an API that still caps pages at 200) switches to 200
@@ -268,17 +282,30 @@ class SegmentClient:
         """
         paginator = self.paginator(page_size)
         while True:
-            pages = self._rest.paginate(path, params=dict(params or {}), paginator=paginator, data_selector=f"data.{key}", hooks={"response": []})
+            pages = self._rest.paginate(
+                path,
+                params=dict(params or {}),
+                paginator=paginator,
+                data_selector=f"data.{key}",
+                hooks={"response": []},
+            )
             try:
                 while True:
-                    page = self._call(path, lambda: next(pages, None))
+                    page = self._call(path, lambda pages=pages: next(pages, None))
                     if page is None:
                         return
                     yield list(page)
             except SegmentApiError as ex:
-                if not (ex.status == 422 and isinstance(paginator, SegmentCursorPaginator) and paginator.page_size > FALLBACK_PAGE_SIZE and "count" in str(ex)):
+                if not (
+                    ex.status == 422
+                    and isinstance(paginator, SegmentCursorPaginator)
+                    and paginator.page_size > FALLBACK_PAGE_SIZE
+                    and "count" in str(ex)
+                ):
                     raise
-                logger.warning("%s refused %s items a page; asking for %s.", ex.endpoint, paginator.page_size, FALLBACK_PAGE_SIZE)
+                logger.warning(
+                    "%s refused %s items a page; asking for %s.", ex.endpoint, paginator.page_size, FALLBACK_PAGE_SIZE
+                )
                 paginator.page_size = FALLBACK_PAGE_SIZE
 
     def _sender(self, send: Any) -> Any:
@@ -295,7 +322,12 @@ class SegmentClient:
                     self.limiter.observe(response.headers)
                     raise_for_segment_status(response, self.token_advice)
                     return response
-                except (SegmentApiError, requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as failure:
+                except (
+                    SegmentApiError,
+                    requests.ConnectionError,
+                    requests.Timeout,
+                    requests.exceptions.ChunkedEncodingError,
+                ) as failure:
                     rate_limited += isinstance(failure, SegmentApiError) and failure.status == 429
                     delay = self.policy.wait(failure, attempt - rate_limited, rate_limited)
                     if delay is None:
@@ -305,7 +337,13 @@ class SegmentClient:
                     self.stats.rate_limited += reason == "429"
                     self.stats.by_reason[reason] = self.stats.by_reason.get(reason, 0) + 1
                     self.stats.waited_seconds += delay
-                    logger.info("%s %s answered %s; retrying in %.2fs", request.method, urlsplit(request.url).path, reason, delay)
+                    logger.info(
+                        "%s %s answered %s; retrying in %.2fs",
+                        request.method,
+                        urlsplit(request.url).path,
+                        reason,
+                        delay,
+                    )
                     time.sleep(delay)
 
         return send_with_policy
@@ -315,7 +353,9 @@ class SegmentClient:
             return fn()
         except SegmentApiError as ex:
             if ex.status == 429 or (ex.status or 0) >= 500:
-                raise SegmentApiError(f"{ex} Gave up after {self.policy.max_attempts} attempts; rerun later.", ex.endpoint, ex.response) from None
+                raise SegmentApiError(
+                    f"{ex} Gave up after {self.policy.max_attempts} attempts; rerun later.", ex.endpoint, ex.response
+                ) from None
             raise
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as ex:
             if isinstance(ex, requests.exceptions.SSLError):
@@ -362,7 +402,8 @@ def parse_json(response: requests.Response) -> Any:
     except (ValueError, json.JSONDecodeError):
         raise UnexpectedResponseError(
             f"{endpoint_of(response)} answered with a body that is not JSON ({response.status_code},"
-            f" {len(response.content)} bytes): {body_snippet(response)}. Segment may be having an incident; rerun later."
+            f" {len(response.content)} bytes): {body_snippet(response)}."
+            " Segment may be having an incident; rerun later."
         ) from None
 
 

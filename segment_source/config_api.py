@@ -8,24 +8,7 @@ with no counterpart keeps its own name. The reading, redaction, current and hist
 `segment_source`'s own (`WorkspaceReader`, `endpoint_resource`); what differs is here: the client
 (envelope, pagination), the catalogue and how items become rows.
 
-| Config API field | column |
-|---|---|
-| workspace `id`, `name` (`workspaces/<slug>`), `display_name` | `workspace.id`, `slug`, `name` |
-| `name` (`workspaces/<ws>/sources/<slug>`) | `sources.id`, and its last segment `slug` |
-| source `display_name` (the slug if absent) | `sources.name` |
-| source `catalog_name` (`catalog/sources/<slug>`) | `sources.metadata__slug` |
-| source `write_keys` | `sources__write_keys` (masked) |
-| source `labels` (`{key: value}`) | `sources__labels` (`key`, `value`) |
-| source `function_config[]` | `sources.settings` (as for destinations) |
-| destination `name` (`<source>/destinations/<catalog slug>`) | `destinations.id`, and its last segment `metadata__slug` |
-| destination `parent` | `destinations.source_id` (= `sources.id`) |
-| destination `display_name`, `enabled` | `destinations.name`, `enabled` |
-| destination `config[]{name: ".../config/<key>", value}` | `destinations.settings` `{<key>: value}` (masked like the Public API's) |
-| tracking plan `name`, `display_name` | `tracking_plans.id`, `name` |
-| tracking plan `create_time`, `update_time` | `tracking_plans.created_at`, `updated_at` |
-| tracking plan `rules.events[]{name, version, rules, description}` | `tracking_plan_rules`: type `TRACK`, `key`, `version`, `json_schema`, `description` |
-| tracking plan `rules.global` / `identify` / `group` | `tracking_plan_rules`: type `COMMON` / `IDENTIFY` / `GROUP`, key "", version 1 |
-| `create_time`, `update_time` of workspace, sources, destinations; `library_config{...}`, `connection_mode` | own columns (`library_config__metrics_enabled`...) |
+The field mapping is in the README ("The legacy Config API").
 
 Every row carries `workspace_id`, the workspace's id. Rules come inside their plans: they cost no
 request. Requests: the workspace, the sources (100 a page), one listing per source for its
@@ -43,7 +26,14 @@ from dlt.extract.resource import DltResource
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.paginators import SinglePagePaginator
 
-from segment_source.client import SegmentClient, SegmentCursorPaginator, body_snippet, check_base_url, endpoint_of, parse_json
+from segment_source.client import (
+    SegmentClient,
+    SegmentCursorPaginator,
+    body_snippet,
+    check_base_url,
+    endpoint_of,
+    parse_json,
+)
 from segment_source.endpoints import RULE_KEY, Endpoint, Row
 from segment_source.errors import ConfigurationError, NotFoundError, PermissionDeniedError, UnexpectedResponseError
 from segment_source.reader import EmbeddedEndpoint, WorkspaceReader
@@ -57,8 +47,11 @@ DESTINATIONS_PER_MINUTE = 180
 """Of the token's 200 requests a minute: one listing per source, the rest left for the others."""
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 SETTINGS_HINT = (
-    "put them in .dlt/secrets.toml as\n\n    [sources.segment_config_api]\n    access_token = \"<your Config API token>\"\n"
-    '    workspace = "<your workspace slug>"\n\nor set the environment variables SOURCES__SEGMENT_CONFIG_API__ACCESS_TOKEN'
+    "put them in .dlt/secrets.toml as\n\n"
+    "    [sources.segment_config_api]\n"
+    '    access_token = "<your Config API token>"\n'
+    '    workspace = "<your workspace slug>"\n\n'
+    "or set the environment variables SOURCES__SEGMENT_CONFIG_API__ACCESS_TOKEN"
     " and SOURCES__SEGMENT_CONFIG_API__WORKSPACE"
 )
 NO_NEW_TOKENS = (
@@ -95,7 +88,9 @@ class ConfigApiClient(SegmentClient):
     def paginator(self, page_size: Optional[int]) -> Any:
         if not page_size:
             return SinglePagePaginator()
-        return SegmentCursorPaginator(page_size, cursor_path="next_page_token", cursor_param="page_token", count_param="page_size")
+        return SegmentCursorPaginator(
+            page_size, cursor_path="next_page_token", cursor_param="page_token", count_param="page_size"
+        )
 
     def get(self, path: str, key: str) -> Any:
         """The workspace object (the only one this source asks for): a 404 or 403 there means the
@@ -126,7 +121,9 @@ def _name(item: Row) -> str:
     """An item's resource name, which is its id."""
     name = item.get("name")
     if not isinstance(name, str) or not name:
-        raise UnexpectedResponseError(f"The Config API returned an item without a name (keys {sorted(item)}); please report this.")
+        raise UnexpectedResponseError(
+            f"The Config API returned an item without a name (keys {sorted(item)}); please report this."
+        )
     return name
 
 
@@ -141,7 +138,12 @@ def config_settings(entries: Any) -> Dict[str, Any]:
 
 
 def workspace_row(item: Row, parent: Row) -> Row:
-    return {"id": item["id"], "slug": _last(item.get("name")), "name": item.get("display_name"), "create_time": item.get("create_time")}
+    return {
+        "id": item["id"],
+        "slug": _last(item.get("name")),
+        "name": item.get("display_name"),
+        "create_time": item.get("create_time"),
+    }
 
 
 def source_row(item: Row, parent: Row) -> Row:
@@ -178,7 +180,12 @@ def destination_row(item: Row, parent: Row) -> Row:
 
 
 def tracking_plan_row(item: Row, parent: Row) -> Row:
-    return {"id": _name(item), "name": item.get("display_name"), "created_at": item.get("create_time"), "updated_at": item.get("update_time")}
+    return {
+        "id": _name(item),
+        "name": item.get("display_name"),
+        "created_at": item.get("create_time"),
+        "updated_at": item.get("update_time"),
+    }
 
 
 RULE_SECTIONS = (("global", "COMMON"), ("identify", "IDENTIFY"), ("group", "GROUP"))
@@ -230,7 +237,14 @@ def config_api_endpoints(workspace: str) -> List[Endpoint]:
             settings_fields=("settings",),
             shape=destination_row,
         ),
-        Endpoint("tracking_plans", f"{root}/tracking-plans", "tracking_plans", page_size=MAX_PAGE_SIZE, shape=tracking_plan_row, feature="Protocols"),
+        Endpoint(
+            "tracking_plans",
+            f"{root}/tracking-plans",
+            "tracking_plans",
+            page_size=MAX_PAGE_SIZE,
+            shape=tracking_plan_row,
+            feature="Protocols",
+        ),
         EmbeddedEndpoint(
             "tracking_plan_rules",
             "",
@@ -274,11 +288,14 @@ def segment_config_api(
     if not token:
         raise ConfigurationError(f"No Segment Config API access token is configured; {SETTINGS_HINT}. {NO_NEW_TOKENS}")
     if not workspace:
-        raise ConfigurationError(f"The Config API needs the workspace's slug (as in app.segment.com/<slug>/); {SETTINGS_HINT}.")
+        raise ConfigurationError(
+            f"The Config API needs the workspace's slug (as in app.segment.com/<slug>/); {SETTINGS_HINT}."
+        )
     if not _SLUG.match(str(workspace)):
         raise ConfigurationError(
-            f"workspace {str(workspace)[:60]!r} is not a workspace slug (letters, digits, - and _, as in app.segment.com/<slug>/)."
-            f" Set [sources.{SECTION}] workspace (or SOURCES__SEGMENT_CONFIG_API__WORKSPACE) to e.g. \"my-company\"."
+            f"workspace {str(workspace)[:60]!r} is not a workspace slug"
+            " (letters, digits, - and _, as in app.segment.com/<slug>/)."
+            f' Set [sources.{SECTION}] workspace (or SOURCES__SEGMENT_CONFIG_API__WORKSPACE) to e.g. "my-company".'
         )
     url = check_base_url(base_url, SECTION, f"or remove it to use {DEFAULT_BASE_URL}") if base_url else DEFAULT_BASE_URL
     endpoints = config_api_endpoints(workspace)

@@ -125,11 +125,32 @@ def is_actions_destination(item: Row) -> bool:
     return isinstance(metadata, dict) and bool(metadata.get("actions"))
 
 
-CATALOG_JSON = {name: "json" for name in ("logos", "options", "actions", "presets", "components", "contacts", "categories", "previous_names", "supported_regions", "region_endpoints")}
+CATALOG_JSON = {
+    name: "json"
+    for name in (
+        "logos",
+        "options",
+        "actions",
+        "presets",
+        "components",
+        "contacts",
+        "categories",
+        "previous_names",
+        "supported_regions",
+        "region_endpoints",
+    )
+}
 
 ENDPOINTS: List[Endpoint] = [
     Endpoint("workspace", "/", "workspace", page_size=None, is_object=True),
-    Endpoint("sources", "/sources", "sources", secret_fields=("writeKeys",), settings_fields=("settings",), shape=catalog_reference),
+    Endpoint(
+        "sources",
+        "/sources",
+        "sources",
+        secret_fields=("writeKeys",),
+        settings_fields=("settings",),
+        shape=catalog_reference,
+    ),
     Endpoint("destinations", "/destinations", "destinations", settings_fields=("settings",), shape=catalog_reference),
     Endpoint("warehouses", "/warehouses", "warehouses", settings_fields=("settings",), shape=catalog_reference),
     Endpoint(
@@ -223,7 +244,13 @@ ENDPOINTS: List[Endpoint] = [
         secret_fields=("hashPropertiesConfiguration.key",),  # "Optional key to hash with"
         column_types={
             name: "json"
-            for name in ("property_renames", "property_value_transformations", "fql_defined_properties", "allow_properties", "hash_properties_configuration")
+            for name in (
+                "property_renames",
+                "property_value_transformations",
+                "fql_defined_properties",
+                "allow_properties",
+                "hash_properties_configuration",
+            )
         },
     ),
     Endpoint(
@@ -237,8 +264,12 @@ ENDPOINTS: List[Endpoint] = [
     ),
     # ---- opt-in: heavy, slow or sensitive -------------------------------------------------
     Endpoint("catalog_sources", "/catalog/sources", "sourcesCatalog", column_types=CATALOG_JSON, default=False),
-    Endpoint("catalog_destinations", "/catalog/destinations", "destinationsCatalog", column_types=CATALOG_JSON, default=False),
-    Endpoint("catalog_warehouses", "/catalog/warehouses", "warehousesCatalog", column_types=CATALOG_JSON, default=False),
+    Endpoint(
+        "catalog_destinations", "/catalog/destinations", "destinationsCatalog", column_types=CATALOG_JSON, default=False
+    ),
+    Endpoint(
+        "catalog_warehouses", "/catalog/warehouses", "warehousesCatalog", column_types=CATALOG_JSON, default=False
+    ),
     Endpoint(
         "warehouse_syncs",
         "/warehouses/{id}/syncs",

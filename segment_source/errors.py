@@ -9,7 +9,7 @@ from typing import Optional
 import requests
 
 SECRETS_HINT = (
-    "put it in .dlt/secrets.toml as\n\n    [sources.segment_source]\n    api_key = \"<your token>\"\n\n"
+    'put it in .dlt/secrets.toml as\n\n    [sources.segment_source]\n    api_key = "<your token>"\n\n'
     "or set the environment variable SOURCES__SEGMENT_SOURCE__API_KEY"
 )
 
@@ -126,7 +126,11 @@ def explain(ex: BaseException) -> "tuple[str | None, int]":
             for destination, hint in DESTINATION_CREDENTIALS_HINTS.items():
                 if cause.spec_name.lower().startswith(destination):
                     return hint, 2
-            return f"Configuration is missing: {', '.join(cause.fields)} ({cause.spec_name}). See .dlt/example.secrets.toml.", 2
+            return (
+                f"Configuration is missing: {', '.join(cause.fields)} ({cause.spec_name})."
+                " See .dlt/example.secrets.toml.",
+                2,
+            )
         if isinstance(cause, ConfigurationException):
             return f"The configuration is not valid: {str(cause).rstrip('.')}. Nothing was requested or loaded.", 2
     return None, 1

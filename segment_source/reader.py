@@ -40,7 +40,9 @@ def sql_literal(value: Any) -> str:
     which keeps quoting rules (Snowflake treats backslashes as escapes) out of the picture."""
     text = str(value)
     if not _SQL_SAFE.match(text):
-        raise UnexpectedResponseError(f"Segment returned the id {text[:40]!r}, which is not a plain identifier; please report this.")
+        raise UnexpectedResponseError(
+            f"Segment returned the id {text[:40]!r}, which is not a plain identifier; please report this."
+        )
     return f"'{text}'"
 
 
@@ -61,7 +63,9 @@ class WorkspaceReader:
         parents = {e.parent for e in endpoints if e.parent}
         self._parent_tables = frozenset(parents)
         self._children_with_tests = {p: [e for e in endpoints if e.parent == p and e.only_for] for p in parents}
-        self._embedded_children = {p: [e for e in endpoints if e.parent == p and isinstance(e, EmbeddedEndpoint)] for p in parents}
+        self._embedded_children = {
+            p: [e for e in endpoints if e.parent == p and isinstance(e, EmbeddedEndpoint)] for p in parents
+        }
         self.label = label
         """How messages name this workspace before its slug is known ("workspace 2 of 3")."""
         self.failure: Optional[Exception] = None
@@ -82,7 +86,9 @@ class WorkspaceReader:
         if self._info is None:
             info = self.client.get(self._workspace_endpoint.path, self._workspace_endpoint.data_key)
             if not isinstance(info, dict) or "id" not in info:
-                raise UnexpectedResponseError("GET / answered without a workspace id; the Public API may have changed; please report this.")
+                raise UnexpectedResponseError(
+                    "GET / answered without a workspace id; the Public API may have changed; please report this."
+                )
             sql_literal(info["id"])
             self._info = info
             self.label = f"workspace {info.get('slug') or info['id']}"
@@ -164,7 +170,9 @@ class WorkspaceReader:
         deleted = set(known) - set(versions)
         probe = _FeatureProbe(len(changed))
         for parent in changed:
-            vanished = yield from self._skip_vanished(self._pages(endpoint, endpoint.path.format(id=parent["id"]), parent))
+            vanished = yield from self._skip_vanished(
+                self._pages(endpoint, endpoint.path.format(id=parent["id"]), parent)
+            )
             probe.check(vanished)
             if vanished:
                 versions.pop(str(parent["id"]))  # ask again next run
@@ -193,7 +201,9 @@ class WorkspaceReader:
 
     # ---- incremental -----------------------------------------------------------------------
 
-    def _read_incremental(self, endpoint: Endpoint, path: str, cursors: Dict[str, Any], key: str, parent: Row) -> Iterator[List[Row]]:
+    def _read_incremental(
+        self, endpoint: Endpoint, path: str, cursors: Dict[str, Any], key: str, parent: Row
+    ) -> Iterator[List[Row]]:
         """Items newer than the last run's newest (minus the overlap); the cursor moves only
         once the whole listing was read."""
         inc = endpoint.incremental

@@ -32,7 +32,10 @@ class RunReport:
         status = getattr(error, "status", None)
         feature = endpoint.feature or endpoint.table
         why = "the token's role lacks the permission" if status == 403 else "the workspace does not have the feature"
-        line = f"{reader.label}: skipped {endpoint.table}: {why} ({feature}); Segment answered {status}. Everything else was loaded."
+        line = (
+            f"{reader.label}: skipped {endpoint.table}: {why} ({feature}); Segment answered {status}."
+            " Everything else was loaded."
+        )
         self.skipped.append(line)
         logger.warning(line)
 

@@ -23,7 +23,13 @@ from dlt.extract.resource import DltResource
 
 from segment_source.client import SegmentClient, resolve_base_url
 from segment_source.endpoints import ENDPOINTS, HISTORY_SUFFIX, Endpoint
-from segment_source.errors import ConfigurationError, MissingTokenError, NotFoundError, PermissionDeniedError, SegmentSourceError
+from segment_source.errors import (
+    ConfigurationError,
+    MissingTokenError,
+    NotFoundError,
+    PermissionDeniedError,
+    SegmentSourceError,
+)
 from segment_source.reader import WorkspaceReader, split_tokens
 from segment_source.report import RunReport
 
@@ -63,7 +69,9 @@ def segment_source(
     url = resolve_base_url(region, base_url)
     start = _parse_start_date(start_date)
     readers = [
-        WorkspaceReader(SegmentClient(url, token, RATE_LIMITS), f"workspace {i} of {len(tokens)}", fingerprint_key, start)
+        WorkspaceReader(
+            SegmentClient(url, token, RATE_LIMITS), f"workspace {i} of {len(tokens)}", fingerprint_key, start
+        )
         for i, token in enumerate(tokens, 1)
     ]
     report = report if report is not None else RunReport()
@@ -71,7 +79,9 @@ def segment_source(
     return [endpoint_resource(endpoint, readers, history, report) for endpoint in ENDPOINTS]
 
 
-def endpoint_resource(endpoint: Endpoint, readers: Sequence[WorkspaceReader], history: bool, report: RunReport) -> DltResource:
+def endpoint_resource(
+    endpoint: Endpoint, readers: Sequence[WorkspaceReader], history: bool, report: RunReport
+) -> DltResource:
     tables = [endpoint.table, endpoint.table + HISTORY_SUFFIX] if history and endpoint.history else [endpoint.table]
 
     def extract() -> Iterator[Any]:
@@ -81,7 +91,9 @@ def endpoint_resource(endpoint: Endpoint, readers: Sequence[WorkspaceReader], hi
             if reader.failure is not None:
                 continue
             try:
-                workspace_state = state.setdefault(reader.workspace_id, {}) if endpoint.incremental or endpoint.refetch_on else {}
+                workspace_state = (
+                    state.setdefault(reader.workspace_id, {}) if endpoint.incremental or endpoint.refetch_on else {}
+                )
                 scope = yield from _to_tables(reader.read(endpoint, workspace_state), tables)
             except (PermissionDeniedError, NotFoundError) as ex:
                 report.skip(reader, endpoint, ex)
@@ -98,7 +110,9 @@ def endpoint_resource(endpoint: Endpoint, readers: Sequence[WorkspaceReader], hi
             return
         scope = " OR ".join(f"({s})" for s in scopes)
         for table in tables:
-            yield dlt.mark.with_hints(dlt.mark.materialize_table_schema(), table_hints(endpoint, table, scope), create_table_variant=True)
+            yield dlt.mark.with_hints(
+                dlt.mark.materialize_table_schema(), table_hints(endpoint, table, scope), create_table_variant=True
+            )
 
     resource = dlt.resource(extract, name=endpoint.table, selected=endpoint.default)
     for table in tables:
@@ -106,7 +120,9 @@ def endpoint_resource(endpoint: Endpoint, readers: Sequence[WorkspaceReader], hi
     return resource
 
 
-def _to_tables(pages: Generator[List[Dict[str, Any]], None, Optional[str]], tables: List[str]) -> Generator[Any, None, Optional[str]]:
+def _to_tables(
+    pages: Generator[List[Dict[str, Any]], None, Optional[str]], tables: List[str]
+) -> Generator[Any, None, Optional[str]]:
     """Send each page to every table of the resource; return what the read returns (its scope)."""
     while True:
         try:
@@ -132,7 +148,12 @@ def table_hints(endpoint: Endpoint, table: str, scope: str) -> Dict[str, Any]:
             "source_filter": scope,
         }
         return dict(table_name=table, write_disposition=write_disposition, columns=columns)
-    write_disposition = {"disposition": "merge", "strategy": "delete-insert", "destination_scope": scope, "source_filter": scope}
+    write_disposition = {
+        "disposition": "merge",
+        "strategy": "delete-insert",
+        "destination_scope": scope,
+        "source_filter": scope,
+    }
     return dict(table_name=table, write_disposition=write_disposition, columns=columns, primary_key=endpoint.key)
 
 

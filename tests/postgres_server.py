@@ -29,7 +29,11 @@ class PostgresServer:
         return f"postgresql://postgres:{PASSWORD}@127.0.0.1:{self.port}/postgres"
 
     def stop(self) -> None:
-        _run(self.run_as, [os.path.join(self.bin_dir, "pg_ctl"), "-D", self.data_dir, "-m", "immediate", "stop"], check=False)
+        _run(
+            self.run_as,
+            [os.path.join(self.bin_dir, "pg_ctl"), "-D", self.data_dir, "-m", "immediate", "stop"],
+            check=False,
+        )
         shutil.rmtree(os.path.dirname(self.data_dir), ignore_errors=True)
 
 
@@ -59,11 +63,40 @@ def start() -> PostgresServer:
         os.chmod(root, 0o700)
         for path in (root, pwfile):
             os.chown(path, user.pw_uid, user.pw_gid)
-    _run(run_as, [os.path.join(bin_dir, "initdb"), "-D", data_dir, "-U", "postgres", "--pwfile", pwfile,
-                  "-A", "scram-sha-256", "--no-sync", "-E", "UTF8"])
+    _run(
+        run_as,
+        [
+            os.path.join(bin_dir, "initdb"),
+            "-D",
+            data_dir,
+            "-U",
+            "postgres",
+            "--pwfile",
+            pwfile,
+            "-A",
+            "scram-sha-256",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ],
+    )
     port = _free_port()
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    _run(run_as, [os.path.join(bin_dir, "pg_ctl"), "-D", data_dir, "-o", options, "-l", os.path.join(root, "log"), "-w", "start"])
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root}"
+    options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    _run(
+        run_as,
+        [
+            os.path.join(bin_dir, "pg_ctl"),
+            "-D",
+            data_dir,
+            "-o",
+            options,
+            "-l",
+            os.path.join(root, "log"),
+            "-w",
+            "start",
+        ],
+    )
     return PostgresServer(port=port, data_dir=data_dir, bin_dir=bin_dir, run_as=run_as)
 
 

@@ -12,21 +12,41 @@ import pytest
 import requests
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from segment_simulator import (
+    ConfigApiSimulator,
+    Quirks,
+    RateLimits,
+    SegmentSimulator,
+    SimulatedWorkspace,
+    Size,
+    demo_workspace,
+    generate_workspace,
+)
 from segment_source import RunReport, ratelimit, segment_config_api
 from segment_source.errors import explain
-from segment_source.simulator import ConfigApiSimulator, Quirks, RateLimits, SegmentSimulator, SimulatedWorkspace, Size, demo_workspace, generate_workspace
-from tests.conftest import expected, load, make_pipeline, rows
+from tests.support import expected, load, make_pipeline, rows
 from tests.test_pipeline_script import run_script
 from tests.test_readme import QUERIES, as_run, load_twice_with_changes
 from tests.test_secrets import TOKEN, all_loaded_text
 
 TABLES = ["workspace", "sources", "destinations", "tracking_plans", "tracking_plan_rules"]
 # sources over three pages of 100, tracking plans over two
-PAGED = Size(sources=230, destinations=60, warehouses=0, spaces=0, audiences=0, sources_per_warehouse=0, tracking_plans=105, rules_per_plan=(2, 4))
+PAGED = Size(
+    sources=230,
+    destinations=60,
+    warehouses=0,
+    spaces=0,
+    audiences=0,
+    sources_per_warehouse=0,
+    tracking_plans=105,
+    rules_per_plan=(2, 4),
+)
 
 
 def load_config_api(pipeline: dlt.Pipeline, sim: ConfigApiSimulator, **kwargs: Any) -> Any:
-    info = pipeline.run(segment_config_api(access_token=sim.token, workspace=sim.workspace.slug, base_url=sim.url, **kwargs))
+    info = pipeline.run(
+        segment_config_api(access_token=sim.token, workspace=sim.workspace.slug, base_url=sim.url, **kwargs)
+    )
     assert not info.has_failed_jobs
     return info
 
@@ -43,7 +63,9 @@ def destination_names(ws: SimulatedWorkspace) -> Dict[str, str]:
     for d in ws.listing("destinations"):
         of_type[(d["sourceId"], d["metadata"]["slug"])] += 1
         n = of_type[(d["sourceId"], d["metadata"]["slug"])]
-        names[d["id"]] = f"{source_name(ws, d['sourceId'])}/destinations/{d['metadata']['slug']}" + (f"~{n}" if n > 1 else "")
+        names[d["id"]] = f"{source_name(ws, d['sourceId'])}/destinations/{d['metadata']['slug']}" + (
+            f"~{n}" if n > 1 else ""
+        )
     return names
 
 
@@ -53,14 +75,20 @@ def config_api_expected(ws: SimulatedWorkspace) -> Dict[str, Set[Any]]:
     plan = {p: f"workspaces/{ws.slug}/tracking-plans/{p}" for p in ws.ids("tracking_plans")}
     return {
         "workspace": {(ws.id, ws.slug, ws.name)},
-        "sources": {(source_name(ws, s["id"]), s["slug"], s["name"], s["metadata"]["slug"]) for s in ws.listing("sources")},
+        "sources": {
+            (source_name(ws, s["id"]), s["slug"], s["name"], s["metadata"]["slug"]) for s in ws.listing("sources")
+        },
         "destinations": {
             (name, source_name(ws, d["sourceId"]), d["name"], d["enabled"], name.rsplit("/", 1)[1])
             for d in ws.listing("destinations")
             for name in [destination_names(ws)[d["id"]]]
         },
         "tracking_plans": {(plan[p["id"]], p["name"]) for p in ws.listing("tracking_plans")},
-        "tracking_plan_rules": {(plan[p], t, k, v) for p, t, k, v in expected(ws, ["tracking_plan_rules"])["tracking_plan_rules"] if t != "PAGE"},
+        "tracking_plan_rules": {
+            (plan[p], t, k, v)
+            for p, t, k, v in expected(ws, ["tracking_plan_rules"])["tracking_plan_rules"]
+            if t != "PAGE"
+        },
     }
 
 
@@ -78,7 +106,10 @@ def test_every_table_holds_exactly_the_simulated_workspace_read_page_by_page(pip
     ws = generate_workspace(PAGED)
     first = ws.listing("destinations")[0]
     # two more of its type on its source
-    added = [ws.add("destinations", sourceId=first["sourceId"], metadata=first["metadata"], settings=dict(first["settings"])) for _ in range(2)]
+    added = [
+        ws.add("destinations", sourceId=first["sourceId"], metadata=first["metadata"], settings=dict(first["settings"]))
+        for _ in range(2)
+    ]
     report = RunReport()
     with ConfigApiSimulator(ws, rate_limits=RateLimits(per_token=200, window=1.0)) as sim:
         load_config_api(pipeline, sim, report=report)
@@ -91,12 +122,17 @@ def test_every_table_holds_exactly_the_simulated_workspace_read_page_by_page(pip
     assert len(ws.ids("sources")) == 230 and len(want["destinations"]) == 62 and len(want["tracking_plans"]) == 105
     names = destination_names(ws)
     assert [names[d["id"]] for d in added] == [names[first["id"]] + "~2", names[first["id"]] + "~3"]
-    write_keys = rows(pipeline, "SELECT s.id, k.value FROM {sources} s JOIN {sources__write_keys} k ON k._dlt_parent_id = s._dlt_id")
+    write_keys = rows(
+        pipeline, "SELECT s.id, k.value FROM {sources} s JOIN {sources__write_keys} k ON k._dlt_parent_id = s._dlt_id"
+    )
     assert len(write_keys) == sum(len(s["writeKeys"]) for s in ws.listing("sources"))
     assert all(value.startswith("<redacted:") for _, value in write_keys)
-    assert set(rows(pipeline, "SELECT s.slug, l.key, l.value FROM {sources} s JOIN {sources__labels} l ON l._dlt_parent_id = s._dlt_id")) == {
-        (s["slug"], label["key"], label["value"]) for s in ws.listing("sources") for label in s["labels"]
-    }
+    assert set(
+        rows(
+            pipeline,
+            "SELECT s.slug, l.key, l.value FROM {sources} s JOIN {sources__labels} l ON l._dlt_parent_id = s._dlt_id",
+        )
+    ) == {(s["slug"], label["key"], label["value"]) for s in ws.listing("sources") for label in s["labels"]}
 
     # one request per page of each list, each asking for 100 items, and one per source for its destinations
     root = f"/v1beta/workspaces/{ws.slug}"
@@ -108,7 +144,9 @@ def test_every_table_holds_exactly_the_simulated_workspace_read_page_by_page(pip
         assert [r.params.get("page_size") for r in asked] == ["100"] * pages, path
         tokens = [r.params.get("page_token") for r in asked]
         assert tokens[0] is None and len(set(tokens[1:])) == pages - 1 and None not in tokens[1:], path
-    assert {r.path for r in requested if r.path.endswith("/destinations")} == {f"/v1beta/{source_name(ws, s)}/destinations" for s in ws.ids("sources")}
+    assert {r.path for r in requested if r.path.endswith("/destinations")} == {
+        f"/v1beta/{source_name(ws, s)}/destinations" for s in ws.ids("sources")
+    }
 
 
 def readme_queries_on(tables: Set[str]):
@@ -146,14 +184,24 @@ def test_one_workspace_read_through_both_apis_gives_the_same_answers(pipeline, d
         ws.rename("destinations", ws.ids("destinations")[1], "Renamed in both APIs")
         load(public, sim, *TABLES)
         load_config_api(pipeline, config_sim)
-    per_source = "SELECT s.name, count(d.id) FROM {sources} s LEFT JOIN {destinations} d ON d.source_id = s.id GROUP BY s.name"
+    per_source = (
+        "SELECT s.name, count(d.id) FROM {sources} s LEFT JOIN {destinations} d ON d.source_id = s.id GROUP BY s.name"
+    )
     assert set(rows(pipeline, per_source)) == set(rows(public, per_source))
     # same names, flags and settings (masked with the same fingerprints)
-    destinations = "SELECT s.slug, d.name, d.enabled, d.settings FROM {destinations} d JOIN {sources} s ON s.id = d.source_id"
-    as_json = lambda found: {(slug, name, enabled, json.dumps(_json(settings), sort_keys=True)) for slug, name, enabled, settings in found}  # noqa: E731
+    destinations = (
+        "SELECT s.slug, d.name, d.enabled, d.settings FROM {destinations} d JOIN {sources} s ON s.id = d.source_id"
+    )
+
+    def as_json(found):  # type: ignore[no-untyped-def]
+        return {(slug, name, enabled, json.dumps(_json(s), sort_keys=True)) for slug, name, enabled, s in found}
+
     assert as_json(rows(pipeline, destinations)) == as_json(rows(public, destinations))
     assert ("Renamed in both APIs",) in rows(pipeline, "SELECT name FROM {destinations}")
-    rules = "SELECT p.name, r.type, r.key, r.version, r.json_schema FROM {tracking_plan_rules} r JOIN {tracking_plans} p ON p.id = r.tracking_plan_id"
+    rules = (
+        "SELECT p.name, r.type, r.key, r.version, r.json_schema"
+        " FROM {tracking_plan_rules} r JOIN {tracking_plans} p ON p.id = r.tracking_plan_id"
+    )
     as_rules = lambda found: {(*r[:4], json.dumps(_json(r[4]), sort_keys=True)) for r in found if r[1] != "PAGE"}  # noqa: E731
     assert as_rules(rows(pipeline, rules)) == as_rules(rows(public, rules))
 
@@ -168,7 +216,10 @@ def test_no_secret_the_simulator_served_appears_in_any_loaded_table(pipeline, tm
         secrets = sim.secret_values()
         headers = {"Authorization": f"Bearer {TOKEN}"}
         served = requests.get(f"{sim.url}/workspaces/acme/sources", headers=headers).text
-        served += "".join(requests.get(f"{sim.url}/{s['name']}/destinations", headers=headers).text for s in json.loads(served)["sources"])
+        served += "".join(
+            requests.get(f"{sim.url}/{s['name']}/destinations", headers=headers).text
+            for s in json.loads(served)["sources"]
+        )
     write_keys = {key for source in sim.workspace.listing("sources") for key in source["writeKeys"]}
     assert write_keys <= {secret for secret in secrets if secret in served}, "the write keys were served"
     assert len([secret for secret in secrets if secret in served]) > len(write_keys), "so were destination settings"
@@ -176,7 +227,9 @@ def test_no_secret_the_simulator_served_appears_in_any_loaded_table(pipeline, tm
     assert "<redacted:" in text
     assert [s for s in secrets if s in text] == []
     assert TOKEN not in text
-    assert TOKEN not in json.dumps(pipeline.last_trace.asdict(), default=str) and TOKEN not in json.dumps(pipeline.state, default=str)
+    assert TOKEN not in json.dumps(pipeline.last_trace.asdict(), default=str) and TOKEN not in json.dumps(
+        pipeline.state, default=str
+    )
     assert [p for p in (tmp_path / "pipelines").rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()] == []
 
 
@@ -192,10 +245,16 @@ def test_a_renamed_source_shows_its_new_name_and_history_keeps_the_old_one(pipel
         load_config_api(pipeline, sim)  # nothing changed: no new version
     assert rows(pipeline, "SELECT name FROM {sources} WHERE id = %s", source_id) == [("Checkout (renamed)",)]
     history = "SELECT {column}, valid_to IS NULL FROM {{{table}_history}} WHERE id = %s ORDER BY valid_from"
-    assert rows(pipeline, history.format(column="name", table="sources"), source_id) == [(source["name"], False), ("Checkout (renamed)", True)]
+    assert rows(pipeline, history.format(column="name", table="sources"), source_id) == [
+        (source["name"], False),
+        ("Checkout (renamed)", True),
+    ]
     # a changed destination gets a new update_time and a new version
     versions = rows(pipeline, history.format(column="enabled, update_time", table="destinations"), destination_id)
-    assert [(enabled, current) for enabled, _, current in versions] == [(destination["enabled"], False), (not destination["enabled"], True)]
+    assert [(enabled, current) for enabled, _, current in versions] == [
+        (destination["enabled"], False),
+        (not destination["enabled"], True),
+    ]
     assert versions[0][1] < versions[1][1]
     assert rows(pipeline, "SELECT count(*) FROM {sources_history}") == [(len(ws.ids("sources")) + 1,)]
 
@@ -220,15 +279,23 @@ def test_a_rejected_token_gets_the_clear_token_error_without_the_token(tmp_path)
 def test_a_workspace_the_token_cannot_see_is_a_configuration_error(tmp_path):
     with ConfigApiSimulator(generate_workspace("small")) as sim:
         with pytest.raises(PipelineStepFailed) as failed:
-            duckdb_pipeline(tmp_path).run(segment_config_api(access_token=sim.token, workspace="someone-else", base_url=sim.url))
+            duckdb_pipeline(tmp_path).run(
+                segment_config_api(access_token=sim.token, workspace="someone-else", base_url=sim.url)
+            )
     message, code = explain(failed.value)
     assert code == 2
-    assert "'someone-else'" in message and "[sources.segment_config_api] workspace" in message and "SOURCES__SEGMENT_CONFIG_API__WORKSPACE" in message
+    assert (
+        "'someone-else'" in message
+        and "[sources.segment_config_api] workspace" in message
+        and "SOURCES__SEGMENT_CONFIG_API__WORKSPACE" in message
+    )
 
 
 def test_a_rate_limited_request_waits_and_the_run_carries_on(tmp_path):
     pattern = "/v1beta/workspaces/acme/tracking-plans"
-    with ConfigApiSimulator(generate_workspace("small"), quirks=Quirks().fail_next(1, status=429, pattern=pattern)) as sim:
+    with ConfigApiSimulator(
+        generate_workspace("small"), quirks=Quirks().fail_next(1, status=429, pattern=pattern)
+    ) as sim:
         pipeline = duckdb_pipeline(tmp_path)
         load_config_api(pipeline, sim)
         assert [r.status for r in sim.requests_to(pattern)] == [429, 200]
@@ -247,17 +314,28 @@ def test_the_simulator_answers_in_the_config_api_shape():
             get("/workspaces/acme/sources?page_size=101"),
             get("/workspaces/acme/sources?page_token=not-a-token"),
         ]
-        assert [(a.status_code, a.json()["code"]) for a in answers] == [(401, 16), (404, 5), (404, 5), (400, 3), (400, 3)]
+        assert [(a.status_code, a.json()["code"]) for a in answers] == [
+            (401, 16),
+            (404, 5),
+            (404, 5),
+            (400, 3),
+            (400, 3),
+        ]
         assert all(isinstance(a.json()["error"], str) for a in answers)
         first = get("/workspaces/acme/sources?page_size=4").json()
         rest = get(f"/workspaces/acme/sources?page_size=4&page_token={first['next_page_token']}").json()
-        assert [s["name"] for s in first["sources"] + rest["sources"]] == [source_name(ws, s) for s in ws.ids("sources")]
+        assert [s["name"] for s in first["sources"] + rest["sources"]] == [
+            source_name(ws, s) for s in ws.ids("sources")
+        ]
         assert rest["next_page_token"] == ""
         assert len(get("/workspaces/acme/sources").json()["sources"]) == 6  # default page size 10
         ws.rename("sources", source["id"], "Edited in the workspace")
         assert get("/workspaces/acme/sources").json()["sources"][0]["display_name"] == "Edited in the workspace"
         ws.disable("protocols")
-        assert (get("/workspaces/acme/tracking-plans").status_code, get("/workspaces/acme/tracking-plans").json()["code"]) == (403, 7)
+        assert (
+            get("/workspaces/acme/tracking-plans").status_code,
+            get("/workspaces/acme/tracking-plans").json()["code"],
+        ) == (403, 7)
         while (limited := get("/workspaces/acme")).status_code != 429:
             pass
         assert limited.json()["code"] == 8
@@ -280,6 +358,11 @@ def test_the_script_without_a_workspace_says_where_to_set_it(tmp_path):
         result = run_script(tmp_path, "--config-api", env=env)
         assert sim.requests == []
     assert result.returncode == 2
-    for words in ("[sources.segment_config_api]", "workspace = ", "SOURCES__SEGMENT_CONFIG_API__WORKSPACE", "SOURCES__SEGMENT_CONFIG_API__ACCESS_TOKEN"):
+    for words in (
+        "[sources.segment_config_api]",
+        "workspace = ",
+        "SOURCES__SEGMENT_CONFIG_API__WORKSPACE",
+        "SOURCES__SEGMENT_CONFIG_API__ACCESS_TOKEN",
+    ):
         assert words in result.stderr, words
     assert "Traceback" not in result.stderr and TOKEN not in result.stderr

@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from segment_source.simulator import SegmentSimulator, generate_workspace
+from segment_simulator import SegmentSimulator, generate_workspace
 from tests.test_pipeline_script import run_script
 
 
@@ -41,25 +41,45 @@ def test_a_value_of_the_wrong_type_is_refused(tmp_path, sim):
 
 def test_a_bad_region_is_refused(tmp_path, sim):
     env = {"SOURCES__SEGMENT_SOURCE__API_KEY": sim.token, "SOURCES__SEGMENT_SOURCE__REGION": "mars"}
-    assert_refused(run_script(tmp_path, env=env), sim, "region 'mars'", '"us" or "eu"', "SOURCES__SEGMENT_SOURCE__REGION")
+    assert_refused(
+        run_script(tmp_path, env=env), sim, "region 'mars'", '"us" or "eu"', "SOURCES__SEGMENT_SOURCE__REGION"
+    )
 
 
 def test_an_unknown_destination_is_refused_with_the_choices(tmp_path, sim):
     result = run_script(tmp_path, "--destination", "bigquery", env=sim_env(sim))
-    assert result.returncode == 2 and "duckdb" in result.stderr and "postgres" in result.stderr and "snowflake" in result.stderr
+    assert (
+        result.returncode == 2
+        and "duckdb" in result.stderr
+        and "postgres" in result.stderr
+        and "snowflake" in result.stderr
+    )
     assert sim.requests == []
 
 
 def test_missing_snowflake_credentials_show_the_exact_block(tmp_path, sim):
-    assert_refused(run_script(tmp_path, "--destination", "snowflake", env=sim_env(sim)), sim, "[destination.snowflake.credentials]", "warehouse =")
+    assert_refused(
+        run_script(tmp_path, "--destination", "snowflake", env=sim_env(sim)),
+        sim,
+        "[destination.snowflake.credentials]",
+        "warehouse =",
+    )
 
 
 def test_a_bad_start_date_is_refused(tmp_path, sim):
-    assert_refused(run_script(tmp_path, env=sim_env(sim, SOURCES__SEGMENT_SOURCE__START_DATE="last tuesday")), sim, "start_date", "ISO 8601")
+    assert_refused(
+        run_script(tmp_path, env=sim_env(sim, SOURCES__SEGMENT_SOURCE__START_DATE="last tuesday")),
+        sim,
+        "start_date",
+        "ISO 8601",
+    )
 
 
 def test_plain_http_is_refused_for_any_host_but_this_machine(tmp_path, sim):
-    env = {"SOURCES__SEGMENT_SOURCE__API_KEY": sim.token, "SOURCES__SEGMENT_SOURCE__BASE_URL": "http://api.segmentapis.com"}
+    env = {
+        "SOURCES__SEGMENT_SOURCE__API_KEY": sim.token,
+        "SOURCES__SEGMENT_SOURCE__BASE_URL": "http://api.segmentapis.com",
+    }
     assert_refused(run_script(tmp_path, env=env), sim, "plain http", "https://")
 
 
@@ -85,13 +105,20 @@ def self_signed_certificate(tmp_path):
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 
@@ -104,7 +131,10 @@ def test_tls_certificates_are_verified(tmp_path):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        env = {"SOURCES__SEGMENT_SOURCE__API_KEY": "sgp_TLS_TOKEN_5a5a", "SOURCES__SEGMENT_SOURCE__BASE_URL": f"https://127.0.0.1:{server.server_port}"}
+        env = {
+            "SOURCES__SEGMENT_SOURCE__API_KEY": "sgp_TLS_TOKEN_5a5a",
+            "SOURCES__SEGMENT_SOURCE__BASE_URL": f"https://127.0.0.1:{server.server_port}",
+        }
         result = run_script(tmp_path, "--resources", "workspace", env=env)
     finally:
         server.shutdown()

@@ -7,25 +7,24 @@ import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from segment_source import segment_source
-from tests.conftest import CURRENT_TABLES, ids, rows
-from tests.conftest import expected as expected_all
-from tests.conftest import load as load_all
-from tests.conftest import loaded as loaded_all
+from tests.support import CORE_TABLES, CURRENT_TABLES, ids, rows
+from tests.support import expected as expected_all
+from tests.support import load as load_all
+from tests.support import loaded as loaded_all
 
 # these promises are about the core tables; loading the rest as well only costs time
-CORE = ("workspace", "sources", "destinations", "warehouses", "warehouse_sources", "spaces", "segments")
 
 
 def load(pipeline, simulator):
-    return load_all(pipeline, simulator, *CORE)
+    return load_all(pipeline, simulator, *CORE_TABLES)
 
 
 def expected(ws):
-    return expected_all(ws, CORE)
+    return expected_all(ws, CORE_TABLES)
 
 
 def loaded(pipeline):
-    return loaded_all(pipeline, CORE)
+    return loaded_all(pipeline, CORE_TABLES)
 
 
 def versions(pipeline, table, object_id, column="name"):
@@ -46,7 +45,7 @@ def test_a_renamed_object_shows_its_new_name_and_history_keeps_the_old_one(pipel
     load(pipeline, simulator)
     assert rows(pipeline, "SELECT name FROM {sources} WHERE id = %s", source) == [("Checkout (renamed)",)]
     assert versions(pipeline, "sources", source) == [(old_name, False), ("Checkout (renamed)", True)]
-    (old_to, new_from), = rows(
+    ((old_to, new_from),) = rows(
         pipeline,
         "SELECT o.valid_to, n.valid_from FROM {sources_history} o JOIN {sources_history} n ON o.id = n.id"
         " WHERE o.id = %s AND o.valid_to IS NOT NULL AND n.valid_to IS NULL",
@@ -90,8 +89,10 @@ def test_a_rotated_secret_makes_a_new_version_with_a_new_fingerprint(pipeline, s
     load(pipeline, simulator)
     ws.update("destinations", destination["id"], settings=dict(destination["settings"], secretId=ws.new_secret()))
     load(pipeline, simulator)
-    fingerprints = [json.loads(s)["secretId"] if isinstance(s, str) else s["secretId"]
-                    for s, _ in versions(pipeline, "destinations", destination["id"], "settings")]
+    fingerprints = [
+        json.loads(s)["secretId"] if isinstance(s, str) else s["secretId"]
+        for s, _ in versions(pipeline, "destinations", destination["id"], "settings")
+    ]
     assert len(fingerprints) == 2 and fingerprints[0] != fingerprints[1]
     assert all(f.startswith("<redacted:") for f in fingerprints)
 
@@ -128,7 +129,7 @@ def test_a_failed_run_keeps_what_was_loaded(pipeline, simulator):
     before = loaded(pipeline)
     simulator.workspace.delete("sources", simulator.workspace.ids("sources")[0])
     with pytest.raises(PipelineStepFailed):
-        pipeline.run(segment_source(api_key="revoked-token", base_url=simulator.url).with_resources(*CORE))
+        pipeline.run(segment_source(api_key="revoked-token", base_url=simulator.url).with_resources(*CORE_TABLES))
     assert loaded(pipeline) == before
     assert rows(pipeline, "SELECT count(*) FROM {sources_history} WHERE valid_to IS NOT NULL") == [(0,)]
 
@@ -141,7 +142,9 @@ def test_history_answers_what_an_object_looked_like_at_a_point_in_time(pipeline,
     old_name = ws.get("sources", source)["name"]
     ws.rename("sources", source, "Later name")
     load(pipeline, simulator)
-    as_of = "SELECT name FROM {sources_history} WHERE id = %s AND valid_from <= %s AND (valid_to IS NULL OR valid_to > %s)"
+    as_of = (
+        "SELECT name FROM {sources_history} WHERE id = %s AND valid_from <= %s AND (valid_to IS NULL OR valid_to > %s)"
+    )
     assert rows(pipeline, as_of, source, between, between) == [(old_name,)]
     now = datetime.now(timezone.utc)
     assert rows(pipeline, as_of, source, now, now) == [("Later name",)]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from segment_source.simulator import Faults, SegmentSimulator, generate_workspace
+from segment_simulator import Faults, SegmentSimulator, generate_workspace
 
 RUNNER = Path(__file__).with_name("interrupted_run.py")
 
@@ -40,10 +40,22 @@ def snapshot(tmp_path, name):
     import duckdb
 
     with duckdb.connect(str(tmp_path / f"{name}.duckdb"), read_only=True) as db:
-        tables = [t for (t,) in db.sql("SELECT table_name FROM information_schema.tables WHERE table_schema = 'segment_data'").fetchall() if not t.startswith("_dlt")]
+        tables = [
+            t
+            for (t,) in db.sql(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'segment_data'"
+            ).fetchall()
+            if not t.startswith("_dlt")
+        ]
         out = {}
         for table in tables:
-            columns = [c for (c,) in db.sql(f"SELECT column_name FROM information_schema.columns WHERE table_schema = 'segment_data' AND table_name = '{table}'").fetchall()]
+            columns = [
+                c
+                for (c,) in db.sql(
+                    "SELECT column_name FROM information_schema.columns"
+                    f" WHERE table_schema = 'segment_data' AND table_name = '{table}'"
+                ).fetchall()
+            ]
             kept = [f'"{c}"' for c in columns if not c.startswith("_dlt") and c not in ("valid_from", "valid_to")]
             if "valid_to" in columns:
                 kept.append("valid_to IS NULL")

@@ -5,8 +5,8 @@ import json
 import dlt
 import pytest
 
-from segment_source.simulator import SegmentSimulator, generate_workspace
-from tests.conftest import CURRENT_TABLES, SURFACE, expected, load, loaded, make_pipeline, minimal_requests, rows
+from segment_simulator import SegmentSimulator, generate_workspace
+from tests.support import CURRENT_TABLES, SURFACE, expected, load, loaded, make_pipeline, minimal_requests, rows
 
 
 def test_a_full_run_loads_exactly_the_workspace_into_every_table(pipeline, simulator):
@@ -30,16 +30,24 @@ def test_destinations_carry_their_source_and_segments_their_space(pipeline, simu
     assert set(rows(pipeline, "SELECT id, source_id FROM {destinations}")) == {
         (d["id"], d["sourceId"]) for d in ws.listing("destinations")
     }
-    assert set(rows(pipeline, "SELECT id, space_id FROM {segments}")) == {(a["id"], a["spaceId"]) for a in ws.listing("audiences")}
+    assert set(rows(pipeline, "SELECT id, space_id FROM {segments}")) == {
+        (a["id"], a["spaceId"]) for a in ws.listing("audiences")
+    }
 
 
 def test_catalog_metadata_is_reduced_to_id_slug_and_name(pipeline, simulator):
     load(pipeline, simulator)
     columns = set(pipeline.default_schema.get_table_columns("destinations"))
     assert {"metadata__id", "metadata__slug", "metadata__name"} <= columns
-    assert not [c for c in columns if c.startswith("metadata__") and c not in {"metadata__id", "metadata__slug", "metadata__name"}]
+    assert not [
+        c
+        for c in columns
+        if c.startswith("metadata__") and c not in {"metadata__id", "metadata__slug", "metadata__name"}
+    ]
     catalog = {d["id"]: d["metadata"] for d in simulator.workspace.listing("destinations")}
-    for dest_id, meta_id, slug, name in rows(pipeline, "SELECT id, metadata__id, metadata__slug, metadata__name FROM {destinations}"):
+    for dest_id, meta_id, slug, name in rows(
+        pipeline, "SELECT id, metadata__id, metadata__slug, metadata__name FROM {destinations}"
+    ):
         assert (meta_id, slug, name) == (catalog[dest_id]["id"], catalog[dest_id]["slug"], catalog[dest_id]["name"])
 
 
@@ -73,7 +81,15 @@ def test_every_list_asks_for_the_largest_page_the_endpoint_allows(pipeline, simu
         sizes.setdefault(endpoint, set()).add(r.page_size)
     assert sizes.pop("/audiences") == {200}
     assert sizes.pop("/") == sizes.pop("/labels") == {None}  # not paginated
-    assert set(sizes) >= {"/sources", "/connected-sources", "/rules", "/filters", "/subscriptions", "/functions", "/audit-events"}
+    assert set(sizes) >= {
+        "/sources",
+        "/connected-sources",
+        "/rules",
+        "/filters",
+        "/subscriptions",
+        "/functions",
+        "/audit-events",
+    }
     assert all(size == {1000} for size in sizes.values()), sizes
 
 

@@ -8,20 +8,22 @@ from typing import Dict, Optional
 
 import duckdb
 
-from segment_source.simulator import SegmentSimulator, generate_workspace
+from segment_simulator import SegmentSimulator, generate_workspace
 from tests import postgres_server
+from tests.support import CORE_TABLES
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "pipelines" / "segment_pipeline.py"
-TABLES = ["workspace", "sources", "destinations", "warehouses", "warehouse_sources", "spaces", "segments"]
+TABLES = list(CORE_TABLES)
 
 
 def run_script(tmp_path: Path, *args: str, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
     """Run the script in `tmp_path` (so files land there) with a private dlt data dir."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
     full_env.update(DLT_DATA_DIR=str(tmp_path / "dlt"), RUNTIME__DLTHUB_TELEMETRY="false", **(env or {}))
-    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=tmp_path, env=full_env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], cwd=tmp_path, env=full_env, capture_output=True, text=True, timeout=600
+    )
 
 
 def simulator_env(sim: SegmentSimulator) -> Dict[str, str]:
@@ -43,7 +45,12 @@ def test_the_duckdb_file_goes_where_dlt_configuration_says(tmp_path):
     target = tmp_path / "elsewhere" / "mine.duckdb"
     target.parent.mkdir()
     with SegmentSimulator(generate_workspace("small")) as sim:
-        result = run_script(tmp_path, "--resources", "sources", env={**simulator_env(sim), "DESTINATION__DUCKDB__CREDENTIALS": str(target)})
+        result = run_script(
+            tmp_path,
+            "--resources",
+            "sources",
+            env={**simulator_env(sim), "DESTINATION__DUCKDB__CREDENTIALS": str(target)},
+        )
     assert result.returncode == 0, result.stderr
     assert str(target) in result.stdout
     assert not (tmp_path / "segment_pipeline.duckdb").exists()

@@ -4,8 +4,8 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 
-from segment_source.simulator import SegmentSimulator, demo_workspace
-from tests.conftest import load
+from segment_simulator import SegmentSimulator, demo_workspace
+from tests.support import load
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 QUERIES = re.findall(r"```sql\n(.*?)```", README, flags=re.S)

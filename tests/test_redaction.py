@@ -6,9 +6,24 @@ KEY = "workspace-key"
 
 
 def test_secret_looking_names_are_recognised():
-    for name in ("apiKey", "api_key", "secretId", "clientSecret", "password", "token", "refreshToken", "privateKey",
-                 "private_key_id", "accessKeyId", "secretAccessKey", "writeKeys", "appKey", "webhook", "Authorization",
-                 ".../config/apiKey"):
+    for name in (
+        "apiKey",
+        "api_key",
+        "secretId",
+        "clientSecret",
+        "password",
+        "token",
+        "refreshToken",
+        "privateKey",
+        "private_key_id",
+        "accessKeyId",
+        "secretAccessKey",
+        "writeKeys",
+        "appKey",
+        "webhook",
+        "Authorization",
+        ".../config/apiKey",
+    ):
         assert is_secret_name(name), name
     for name in ("region", "name", "key", "value", "portalId", "stream", "primaryKey", "hostname", "measurementId"):
         assert not is_secret_name(name), name
@@ -44,7 +59,11 @@ def test_a_fingerprint_changes_when_the_secret_changes_and_only_then():
 
 
 def test_empty_null_and_boolean_settings_are_kept():
-    assert redact_settings({"token": "", "password": None, "useToken": True}, KEY) == {"token": "", "password": None, "useToken": True}
+    assert redact_settings({"token": "", "password": None, "useToken": True}, KEY) == {
+        "token": "",
+        "password": None,
+        "useToken": True,
+    }
 
 
 def test_write_keys_are_masked_one_by_one():

@@ -6,9 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from segment_simulator import SegmentSimulator, generate_workspace
 from segment_source import ENDPOINTS
-from segment_source.simulator import SegmentSimulator, generate_workspace
-from tests.conftest import load, rows
+from tests.support import load, rows
 
 TOKEN = "sgp_TEST9f3b2c71e04d4a5f8b6cTOKEN"
 REPO = Path(__file__).resolve().parents[1]
@@ -29,7 +29,9 @@ def test_no_secret_the_api_served_appears_in_any_loaded_table(pipeline, tmp_path
         secrets = sim.secret_values()
         kinds = ("sources", "destinations", "warehouses", "subscriptions", "transformations")
         served = {kind: json.dumps(sim.workspace.listing(kind)) for kind in kinds}
-        served["function code"] = json.dumps([sim.workspace.get("functions", f) for f in sim.workspace.ids("functions")])
+        served["function code"] = json.dumps(
+            [sim.workspace.get("functions", f) for f in sim.workspace.ids("functions")]
+        )
     # the secrets hide everywhere the API puts them: write keys, settings, hashing keys, code
     for kind, listing in served.items():
         assert any(secret in listing for secret in secrets), kind
@@ -61,7 +63,11 @@ def test_the_token_is_not_logged_even_at_debug_level(tmp_path):
         )
         result = subprocess.run(
             [sys.executable, str(REPO / "pipelines" / "segment_pipeline.py"), "--resources", "workspace,sources"],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output

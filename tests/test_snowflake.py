@@ -8,13 +8,15 @@ import dlt
 from dlt.destinations.impl.snowflake.snowflake import SnowflakeMergeJob
 
 from segment_source import segment_source
-from tests.conftest import CURRENT_TABLES, SURFACE
+from tests.support import CURRENT_TABLES, SURFACE
 
 FAKE_CREDENTIALS = "snowflake://LOADER:not-a-real-password@kgiotue-wn98412/SEGMENT?warehouse=COMPUTE_WH&role=LOADER"
 
 
 def test_a_snowflake_load_package_holds_every_table(simulator, tmp_path, monkeypatch):
-    pipeline = dlt.pipeline("sf_package", destination="snowflake", dataset_name="segment_data", pipelines_dir=str(tmp_path))
+    pipeline = dlt.pipeline(
+        "sf_package", destination="snowflake", dataset_name="segment_data", pipelines_dir=str(tmp_path)
+    )
     pipeline.extract(segment_source(api_key=simulator.token, base_url=simulator.url))
     pipeline.normalize()
 
@@ -33,7 +35,10 @@ def test_a_snowflake_load_package_holds_every_table(simulator, tmp_path, monkeyp
     sql = "\n".join(SnowflakeMergeJob.gen_merge_sql(chain, client.sql_client))
     scope = f"(workspace_id = '{simulator.workspace.id}')"
     assert f'DELETE FROM "SEGMENT_DATA"."SOURCES" WHERE {scope}' in sql
-    assert f'DELETE FROM "SEGMENT_DATA"."SOURCES__LABELS" WHERE "_DLT_ROOT_ID" IN (SELECT "_DLT_ID" FROM "SEGMENT_DATA"."SOURCES" WHERE {scope})' in sql
+    assert (
+        'DELETE FROM "SEGMENT_DATA"."SOURCES__LABELS"'
+        f' WHERE "_DLT_ROOT_ID" IN (SELECT "_DLT_ID" FROM "SEGMENT_DATA"."SOURCES" WHERE {scope})' in sql
+    )
     # only staged rows of workspaces read completely are merged (the source filter)
     assert f'FROM "SEGMENT_DATA_STAGING"."SOURCES" WHERE {scope}' in sql
     assert '"WORKSPACE_ID"' in sql  # unquoted workspace_id in the scope folds to this column

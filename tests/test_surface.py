@@ -5,9 +5,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from segment_simulator import SegmentSimulator, generate_workspace
 from segment_source import RunReport, segment_source
-from segment_source.simulator import SegmentSimulator, generate_workspace
-from tests.conftest import CURRENT_TABLES, SURFACE, expected, load, loaded, minimal_requests, rows
+from tests.support import CURRENT_TABLES, SURFACE, expected, load, loaded, minimal_requests, rows
 
 
 def as_json(value):
@@ -16,7 +16,9 @@ def as_json(value):
 
 
 def plan_rules(pipeline, plan):
-    found = rows(pipeline, "SELECT type, key, version, json_schema FROM {tracking_plan_rules} WHERE tracking_plan_id = %s", plan)
+    found = rows(
+        pipeline, "SELECT type, key, version, json_schema FROM {tracking_plan_rules} WHERE tracking_plan_id = %s", plan
+    )
     return {(t, k, v, json.dumps(as_json(schema), sort_keys=True)) for t, k, v, schema in found}
 
 
@@ -51,7 +53,9 @@ def test_rules_are_fetched_again_only_for_the_plan_that_changed(pipeline, simula
     assert rules_requests(simulator) == [changed]
     assert loaded(pipeline, ["tracking_plan_rules"]) == expected(ws, ["tracking_plan_rules"])
     assert plan_rules(pipeline, unchanged) == untouched
-    assert json.dumps({"description": "changed", "type": "object"}) in {schema for *_, schema in plan_rules(pipeline, changed)}
+    assert json.dumps({"description": "changed", "type": "object"}) in {
+        schema for *_, schema in plan_rules(pipeline, changed)
+    }
 
 
 def test_rules_of_a_deleted_plan_leave_the_current_table_and_are_retired_in_history(pipeline, simulator):
@@ -63,7 +67,11 @@ def test_rules_of_a_deleted_plan_leave_the_current_table_and_are_retired_in_hist
     load(pipeline, simulator)
     assert rules_requests(simulator) == []
     assert rows(pipeline, "SELECT count(*) FROM {tracking_plan_rules} WHERE tracking_plan_id = %s", plan) == [(0,)]
-    assert rows(pipeline, "SELECT count(*) FROM {tracking_plan_rules_history} WHERE tracking_plan_id = %s AND valid_to IS NULL", plan) == [(0,)]
+    assert rows(
+        pipeline,
+        "SELECT count(*) FROM {tracking_plan_rules_history} WHERE tracking_plan_id = %s AND valid_to IS NULL",
+        plan,
+    ) == [(0,)]
     assert loaded(pipeline) == expected(ws)
 
 
@@ -135,8 +143,9 @@ FEATURES = {
 @pytest.mark.parametrize("status", [403, 404])
 @pytest.mark.parametrize("feature", sorted(FEATURES))
 def test_a_missing_feature_skips_its_tables_with_one_warning_each_and_loads_the_rest(tmp_path, feature, status):
-    from tests.conftest import make_pipeline
     import dlt
+
+    from tests.support import make_pipeline
 
     ws = generate_workspace("small")
     ws.disable(feature, status)
@@ -167,19 +176,32 @@ def test_heavy_resources_are_opt_in(pipeline, simulator):
 def test_opt_in_resources_load_when_selected(pipeline, simulator):
     ws = simulator.workspace
     load(pipeline, simulator, *OPT_IN)
-    for table, path in (("catalog_sources", "/catalog/sources"), ("catalog_destinations", "/catalog/destinations"), ("catalog_warehouses", "/catalog/warehouses")):
+    for table, path in (
+        ("catalog_sources", "/catalog/sources"),
+        ("catalog_destinations", "/catalog/destinations"),
+        ("catalog_warehouses", "/catalog/warehouses"),
+    ):
         served = {i["id"] for r in [simulator] for i in _served_catalog(r, path)}
         assert {i for (i,) in rows(pipeline, f"SELECT id FROM {{{table}}}")} == served and served
     assert {i for (i,) in rows(pipeline, "SELECT id FROM {function_code}")} == set(ws.ids("functions"))
     syncs = {(w, s["sourceId"], parse(s["start"])) for w in ws.ids("warehouses") for s in ws.syncs_of(w)}
-    assert {(w, s, t.astimezone(timezone.utc)) for w, s, t in rows(pipeline, "SELECT warehouse_id, source_id, start FROM {warehouse_syncs}")} == syncs
+    assert {
+        (w, s, t.astimezone(timezone.utc))
+        for w, s, t in rows(pipeline, "SELECT warehouse_id, source_id, start FROM {warehouse_syncs}")
+    } == syncs
 
 
 def _served_catalog(sim, path):
     import requests
 
-    return requests.get(sim.url + path, params={"pagination[count]": 1000}, headers={"Authorization": f"Bearer {sim.token}"}, timeout=10).json()["data"][
-        {"/catalog/sources": "sourcesCatalog", "/catalog/destinations": "destinationsCatalog", "/catalog/warehouses": "warehousesCatalog"}[path]
+    return requests.get(
+        sim.url + path, params={"pagination[count]": 1000}, headers={"Authorization": f"Bearer {sim.token}"}, timeout=10
+    ).json()["data"][
+        {
+            "/catalog/sources": "sourcesCatalog",
+            "/catalog/destinations": "destinationsCatalog",
+            "/catalog/warehouses": "warehousesCatalog",
+        }[path]
     ]
 
 
@@ -187,7 +209,14 @@ def test_function_code_is_loaded_without_the_credentials_it_embeds(pipeline, sim
     load(pipeline, simulator, "function_code")
     code = "\n".join(c for (c,) in rows(pipeline, "SELECT code FROM {function_code}"))
     assert "onTrack" in code or "function" in code
-    embedded = [s for s in simulator.secret_values() if any(s in f.get("code", "") for f in (simulator.workspace.get("functions", i) for i in simulator.workspace.ids("functions")))]
+    embedded = [
+        s
+        for s in simulator.secret_values()
+        if any(
+            s in f.get("code", "")
+            for f in (simulator.workspace.get("functions", i) for i in simulator.workspace.ids("functions"))
+        )
+    ]
     assert embedded, "the simulated functions embed credentials"
     assert [s for s in embedded if s in code] == []
     assert "<redacted:" in code
@@ -206,7 +235,7 @@ def test_warehouse_syncs_are_read_incrementally(pipeline, simulator):
 def test_a_medium_no_change_rerun_skips_every_rules_request(tmp_path):
     import dlt
 
-    from tests.conftest import make_pipeline
+    from tests.support import make_pipeline
 
     with SegmentSimulator(generate_workspace("medium")) as sim:
         pipeline = make_pipeline(dlt.destinations.duckdb(str(tmp_path / "m.duckdb")), tmp_path)

@@ -1,12 +1,9 @@
 """Several workspaces (one token each) load into one dataset in one run."""
 
-
+from segment_simulator import SegmentSimulator, generate_workspace
 from segment_source import RunReport, segment_source
-from segment_source.simulator import SegmentSimulator, generate_workspace
-from tests.conftest import expected, rows
+from tests.support import CORE_TABLES, expected, rows
 from tests.test_pipeline_script import run_script
-
-CORE = ("workspace", "sources", "destinations", "warehouses", "warehouse_sources", "spaces", "segments")
 
 
 def by_workspace(pipeline, table):
@@ -17,7 +14,7 @@ def by_workspace(pipeline, table):
 
 
 def run(pipeline, sim, tokens, report=None):
-    source = segment_source(api_key=tokens, base_url=sim.url, report=report).with_resources(*CORE)
+    source = segment_source(api_key=tokens, base_url=sim.url, report=report).with_resources(*CORE_TABLES)
     return pipeline.run(source)
 
 
@@ -45,7 +42,9 @@ def test_one_workspace_failing_loses_neither_the_others_nor_its_own_earlier_rows
     sources = by_workspace(pipeline, "sources")
     assert sources[a.id] == set(a.ids("sources")), "alpha is up to date"
     assert sources[b.id] == b_before, "beta keeps what was loaded before"
-    assert rows(pipeline, "SELECT count(*) FROM {sources_history} WHERE workspace_id = %s AND valid_to IS NOT NULL", b.id) == [(0,)]
+    assert rows(
+        pipeline, "SELECT count(*) FROM {sources_history} WHERE workspace_id = %s AND valid_to IS NOT NULL", b.id
+    ) == [(0,)]
 
 
 def test_the_script_takes_several_tokens_and_exits_1_naming_the_failed_one(tmp_path):
@@ -57,7 +56,11 @@ def test_the_script_takes_several_tokens_and_exits_1_naming_the_failed_one(tmp_p
         partial = run_script(tmp_path, "--resources", "workspace,sources", env=env)
     assert ok.returncode == 0, ok.stderr
     assert partial.returncode == 1
-    assert "workspace 2 of 2" in partial.stderr and "401" in partial.stderr and "every other workspace was loaded" in partial.stderr
+    assert (
+        "workspace 2 of 2" in partial.stderr
+        and "401" in partial.stderr
+        and "every other workspace was loaded" in partial.stderr
+    )
     assert "tok-wrong" not in partial.stderr + partial.stdout
     assert "Traceback" not in partial.stderr
     import duckdb

@@ -1,9 +1,9 @@
-"""Run the simulator in the foreground: `python -m segment_source.simulator --size medium`."""
+"""Run the simulator in the foreground: `python -m segment_simulator --size medium`."""
 
 import argparse
 import time
 
-from segment_source.simulator import SIZES, SegmentSimulator, generate_workspace
+from segment_simulator import SIZES, SegmentSimulator, generate_workspace
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """A Segment Public API simulator: a real HTTP server on 127.0.0.1 for tests, demos and offline work.
 
-    from segment_source.simulator import SegmentSimulator, generate_workspace
+    from segment_simulator import SegmentSimulator, generate_workspace
 
     with SegmentSimulator(generate_workspace("medium")) as sim:
         ...  # point the source at sim.url with sim.token; edit sim.workspace between runs
@@ -13,10 +13,10 @@ Rate limits, injected faults and scripted quirks are off by default; see `faults
 `config_api.py`.
 """
 
-from segment_source.simulator.server import RecordedRequest, SegmentSimulator
-from segment_source.simulator.faults import FAULT_KINDS, Faults, InjectedFault, Quirks, RateLimits
-from segment_source.simulator.workspace import SIZES, SimulatedWorkspace, Size, demo_workspace, generate_workspace
-from segment_source.simulator.config_api import ConfigApiSimulator
+from segment_simulator.config_api import ConfigApiSimulator
+from segment_simulator.faults import FAULT_KINDS, Faults, InjectedFault, Quirks, RateLimits
+from segment_simulator.server import RecordedRequest, SegmentSimulator
+from segment_simulator.workspace import SIZES, SimulatedWorkspace, Size, demo_workspace, generate_workspace
 
 __all__ = [
     "SegmentSimulator",

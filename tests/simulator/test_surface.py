@@ -12,16 +12,25 @@ from typing import Any, Dict, List
 import pytest
 import requests
 
-from segment_source.simulator import SegmentSimulator, SimulatedWorkspace, generate_workspace, routes
+from segment_simulator import SegmentSimulator, SimulatedWorkspace, generate_workspace, routes
 
 # (required fields, optional fields) of each item model, from endpoints.json
 MODELS = {
     "TrackingPlanV1": ({"id", "type"}, {"name", "slug", "description", "updatedAt", "createdAt"}),
     "RuleV1": ({"type", "jsonSchema", "version"}, {"key", "createdAt", "updatedAt", "deprecatedAt"}),
     "SourceV1": ({"id", "slug", "metadata", "workspaceId", "enabled", "writeKeys", "labels"}, {"name", "settings"}),
-    "ListFunctionItemV1": (set(), {"id", "resourceType", "createdAt", "createdBy", "displayName", "description", "logoUrl", "catalogId"}),
-    "DestinationFilterV1": ({"id", "sourceId", "destinationId", "if", "actions", "title", "enabled", "createdAt", "updatedAt"}, {"description"}),
-    "DestinationSubscription": ({"id", "name", "actionId", "actionSlug", "destinationId", "enabled", "settings", "trigger"}, {"modelId", "reverseETLSchedule"}),
+    "ListFunctionItemV1": (
+        set(),
+        {"id", "resourceType", "createdAt", "createdBy", "displayName", "description", "logoUrl", "catalogId"},
+    ),
+    "DestinationFilterV1": (
+        {"id", "sourceId", "destinationId", "if", "actions", "title", "enabled", "createdAt", "updatedAt"},
+        {"description"},
+    ),
+    "DestinationSubscription": (
+        {"id", "name", "actionId", "actionSlug", "destinationId", "enabled", "settings", "trigger"},
+        {"modelId", "reverseETLSchedule"},
+    ),
     "UserV1": ({"id", "name", "email"}, {"permissions"}),
     "UserGroupV1": ({"id", "name", "memberCount"}, {"permissions"}),
     "RoleV1": ({"id", "name", "description"}, set()),
@@ -33,21 +42,66 @@ MODELS = {
     "ReverseEtlModel": ({"id", "sourceId", "name", "description", "enabled", "query", "queryIdentifierColumn"}, set()),
     "TransformationV1": (
         {"id", "name", "sourceId", "enabled", "if"},
-        {"destinationMetadataId", "drop", "newEventName", "propertyRenames", "propertyValueTransformations", "fqlDefinedProperties", "allowProperties", "hashPropertiesConfiguration"},
+        {
+            "destinationMetadataId",
+            "drop",
+            "newEventName",
+            "propertyRenames",
+            "propertyValueTransformations",
+            "fqlDefinedProperties",
+            "allowProperties",
+            "hashPropertiesConfiguration",
+        },
     ),
-    "AuditEventV1": ({"id", "timestamp", "type", "actor", "resourceId", "resourceType", "resourceName"}, {"actorEmail"}),
-    "SourceMetadataV1": ({"id", "name", "slug", "description", "logos", "options", "categories", "isCloudEventSource", "status"}, {"partnerOwned"}),
+    "AuditEventV1": (
+        {"id", "timestamp", "type", "actor", "resourceId", "resourceType", "resourceName"},
+        {"actorEmail"},
+    ),
+    "SourceMetadataV1": (
+        {"id", "name", "slug", "description", "logos", "options", "categories", "isCloudEventSource", "status"},
+        {"partnerOwned"},
+    ),
     "DestinationMetadataV1": (
-        {"id", "name", "description", "slug", "logos", "options", "status", "previousNames", "categories", "website", "components",
-         "supportedFeatures", "supportedMethods", "supportedPlatforms", "actions", "presets"},
+        {
+            "id",
+            "name",
+            "description",
+            "slug",
+            "logos",
+            "options",
+            "status",
+            "previousNames",
+            "categories",
+            "website",
+            "components",
+            "supportedFeatures",
+            "supportedMethods",
+            "supportedPlatforms",
+            "actions",
+            "presets",
+        },
         {"contacts", "partnerOwned", "supportedRegions", "regionEndpoints", "multiInstanceSupportedVersion"},
     ),
     "WarehouseMetadataV1": ({"id", "name", "slug", "description", "logos", "options"}, set()),
     "SyncV1": ({"sourceId", "start", "end", "status", "duration", "humanDuration", "count", "notices"}, set()),
     "FunctionV1": (
         set(),
-        {"id", "resourceType", "createdAt", "createdBy", "code", "deployedAt", "settings", "displayName", "description", "logoUrl",
-         "previewWebhookUrl", "batchMaxCount", "catalogId", "isLatestVersion"},
+        {
+            "id",
+            "resourceType",
+            "createdAt",
+            "createdBy",
+            "code",
+            "deployedAt",
+            "settings",
+            "displayName",
+            "description",
+            "logoUrl",
+            "previewWebhookUrl",
+            "batchMaxCount",
+            "catalogId",
+            "isLatestVersion",
+        },
     ),
     "FunctionSettingV1": ({"name", "label", "description", "type", "required", "sensitive"}, set()),
     "DestinationFilterActionV1": ({"type"}, {"fields", "percent", "path"}),
@@ -68,12 +122,16 @@ def data(sim: SegmentSimulator, path: str, **params: object) -> Dict[str, Any]:
     return response.json()["data"]
 
 
-def read_all(sim: SegmentSimulator, path: str, items_key: str, count: int = 1000, **params: object) -> List[Dict[str, Any]]:
+def read_all(
+    sim: SegmentSimulator, path: str, items_key: str, count: int = 1000, **params: object
+) -> List[Dict[str, Any]]:
     """Every item of a list, page by page, until `next` is absent."""
     items: List[Dict[str, Any]] = []
     cursor = None
     while True:
-        page = data(sim, path, **params, **{"pagination[count]": count}, **({"pagination[cursor]": cursor} if cursor else {}))
+        page = data(
+            sim, path, **params, **{"pagination[count]": count}, **({"pagination[cursor]": cursor} if cursor else {})
+        )
         items += page[items_key]
         cursor = page["pagination"].get("next")
         if cursor is None:
@@ -107,11 +165,21 @@ LISTS = [
     ("/tracking-plans/{plan}/rules", "rules", "RuleV1", lambda ws, t: ws.rules(t["plan"])),
     ("/tracking-plans/{plan}/sources", "sources", "SourceV1", lambda ws, t: ws.tracking_plan_sources(t["plan"])),
     ("/destination/{filtered}/filters", "filters", "DestinationFilterV1", lambda ws, t: ws.filters_of(t["filtered"])),
-    ("/destinations/{actions}/subscriptions", "subscriptions", "DestinationSubscription", lambda ws, t: ws.subscriptions_of(t["actions"])),
+    (
+        "/destinations/{actions}/subscriptions",
+        "subscriptions",
+        "DestinationSubscription",
+        lambda ws, t: ws.subscriptions_of(t["actions"]),
+    ),
     ("/users", "users", "UserV1", lambda ws, t: ws.listing("users")),
     ("/groups", "userGroups", "UserGroupV1", lambda ws, t: ws.listing("groups")),
     ("/roles", "roles", "RoleV1", lambda ws, t: ws.listing("roles")),
-    ("/spaces/{space}/computed-traits", "computedTraits", "ComputedTraitSummary", lambda ws, t: ws.computed_traits_of(t["space"])),
+    (
+        "/spaces/{space}/computed-traits",
+        "computedTraits",
+        "ComputedTraitSummary",
+        lambda ws, t: ws.computed_traits_of(t["space"]),
+    ),
     ("/reverse-etl-models", "models", "ReverseEtlModel", lambda ws, t: ws.listing("reverse_etl_models")),
     ("/transformations", "transformations", "TransformationV1", lambda ws, t: ws.listing("transformations")),
     ("/audit-events", "events", "AuditEventV1", lambda ws, t: ws.audit_events()),
@@ -119,7 +187,10 @@ LISTS = [
     ("/catalog/destinations", "destinationsCatalog", "DestinationMetadataV1", None),
     ("/catalog/warehouses", "warehousesCatalog", "WarehouseMetadataV1", None),
     ("/warehouses/{warehouse}/syncs", "reports", "SyncV1", lambda ws, t: ws.syncs_of(t["warehouse"])),
-] + [(f"/functions?resourceType={t}", "functions", "ListFunctionItemV1", lambda ws, _, t=t: ws.functions_of(t)) for t in RESOURCE_TYPES]
+] + [
+    (f"/functions?resourceType={t}", "functions", "ListFunctionItemV1", lambda ws, _, t=t: ws.functions_of(t))
+    for t in RESOURCE_TYPES
+]
 
 
 @pytest.mark.parametrize("path, items_key, model, expected", LISTS, ids=[case[0] for case in LISTS])
@@ -149,7 +220,13 @@ def test_the_small_workspace_holds_a_handful_of_each_kind(simulator):
     assert len(ws.ids("filters")) == 5
     assert actions_destinations(ws), "the small workspace has an Actions destination"
     assert all(len(ws.subscriptions_of(d)) == 2 for d in actions_destinations(ws))
-    assert [len(ws.ids(kind)) for kind in ("users", "groups", "roles", "reverse_etl_models", "transformations")] == [4, 2, 3, 2, 3]
+    assert [len(ws.ids(kind)) for kind in ("users", "groups", "roles", "reverse_etl_models", "transformations")] == [
+        4,
+        2,
+        3,
+        2,
+        3,
+    ]
     assert all(len(ws.computed_traits_of(s)) == 2 for s in ws.ids("spaces"))
     assert len(ws.audit_events()) == 30
     assert all(len(ws.syncs_of(w)) == 3 for w in ws.ids("warehouses"))
@@ -167,10 +244,23 @@ def test_a_medium_workspace_pages_at_1000():
 
 def test_the_new_kinds_are_generated_deterministically():
     one, two = generate_workspace("small", seed=3), generate_workspace("small", seed=3)
-    for kind in ("tracking_plans", "functions", "filters", "subscriptions", "users", "groups", "roles", "computed_traits", "reverse_etl_models", "transformations"):
+    for kind in (
+        "tracking_plans",
+        "functions",
+        "filters",
+        "subscriptions",
+        "users",
+        "groups",
+        "roles",
+        "computed_traits",
+        "reverse_etl_models",
+        "transformations",
+    ):
         assert one.listing(kind) == two.listing(kind), kind
     assert [one.rules(p) for p in one.ids("tracking_plans")] == [two.rules(p) for p in two.ids("tracking_plans")]
-    assert [(e["id"], e["type"], e["resourceId"]) for e in one.audit_events()] == [(e["id"], e["type"], e["resourceId"]) for e in two.audit_events()]
+    assert [(e["id"], e["type"], e["resourceId"]) for e in one.audit_events()] == [
+        (e["id"], e["type"], e["resourceId"]) for e in two.audit_events()
+    ]
     assert one.secrets == two.secrets
 
 
@@ -243,7 +333,9 @@ def test_function_code_embeds_secrets_the_way_people_write_them_and_all_are_regi
     assert re.search(r"fetch\('https://[^']*\?token=\w{32}'", code["DESTINATION"])
     assert "settings.apiKey" in code["DESTINATION"]
     for function in ws.listing("functions"):
-        embedded = re.findall(r"(?<![\w])([A-Za-z0-9]{32})(?![\w])", function["code"] + " " + function["previewWebhookUrl"])
+        embedded = re.findall(
+            r"(?<![\w])([A-Za-z0-9]{32})(?![\w])", function["code"] + " " + function["previewWebhookUrl"]
+        )
         assert embedded, function["displayName"]
         assert set(embedded) <= ws.secrets
 
@@ -270,8 +362,10 @@ def test_only_actions_destinations_have_subscriptions_and_their_secrets_are_regi
         for subscription in subscriptions:
             assert actions[subscription["actionId"]] == subscription["actionSlug"]
             assert subscription.get("modelId") in models | {None}
-    headers = [s["settings"]["headers"]["Authorization"] for s in ws.listing("subscriptions") if "headers" in s["settings"]]
-    assert headers and all(h.startswith("Bearer ") and h[len("Bearer "):] in ws.secrets for h in headers)
+    headers = [
+        s["settings"]["headers"]["Authorization"] for s in ws.listing("subscriptions") if "headers" in s["settings"]
+    ]
+    assert headers and all(h.startswith("Bearer ") and h[len("Bearer ") :] in ws.secrets for h in headers)
     assert any("modelId" in s and "reverseETLSchedule" in s for s in ws.listing("subscriptions"))
     assert get(simulator, "/destinations/nope/subscriptions").status_code == 404
 
@@ -293,7 +387,11 @@ def test_users_and_groups_hold_permissions_on_existing_roles_and_resources(simul
 
 def test_the_catalog_lists_the_entries_the_items_embed(simulator):
     ws = simulator.workspace
-    for kind, path, key in (("sources", "/catalog/sources", "sourcesCatalog"), ("destinations", "/catalog/destinations", "destinationsCatalog"), ("warehouses", "/catalog/warehouses", "warehousesCatalog")):
+    for kind, path, key in (
+        ("sources", "/catalog/sources", "sourcesCatalog"),
+        ("destinations", "/catalog/destinations", "destinationsCatalog"),
+        ("warehouses", "/catalog/warehouses", "warehousesCatalog"),
+    ):
         entries = {e["id"]: e for e in read_all(simulator, path, key)}
         for item in ws.listing(kind):
             assert entries[item["metadata"]["id"]] == item["metadata"]
@@ -322,7 +420,12 @@ def test_audit_events_come_newest_first_from_the_last_30_days(simulator):
     assert all(TIMESTAMP.match(s) for s in stamps)
     assert stamps == sorted(stamps, reverse=True) and len(set(stamps)) == len(stamps)
     now = datetime.now(timezone.utc)
-    assert now - timedelta(days=30) < datetime.fromisoformat(stamps[-1].replace("Z", "+00:00")) < datetime.fromisoformat(stamps[0].replace("Z", "+00:00")) <= now
+    assert (
+        now - timedelta(days=30)
+        < datetime.fromisoformat(stamps[-1].replace("Z", "+00:00"))
+        < datetime.fromisoformat(stamps[0].replace("Z", "+00:00"))
+        <= now
+    )
     assert all(re.match(r"^events/\d+$", e["id"]) for e in events)
     assert all(re.match(r"^(user|public-api-token)/\w+$", e["actor"]) for e in events)
 
@@ -334,7 +437,9 @@ def test_audit_events_filter_strictly_by_time_and_by_resource(simulator):
     after = read_all(simulator, "/audit-events", "events", startTime=middle["timestamp"])
     before = read_all(simulator, "/audit-events", "events", endTime=middle["timestamp"])
     assert after == events[:10] and before == events[11:]
-    between = read_all(simulator, "/audit-events", "events", startTime=events[20]["timestamp"], endTime=events[5]["timestamp"])
+    between = read_all(
+        simulator, "/audit-events", "events", startTime=events[20]["timestamp"], endTime=events[5]["timestamp"]
+    )
     assert between == events[6:20]
     by_resource = read_all(simulator, "/audit-events", "events", resourceId=middle["resourceId"])
     assert middle in by_resource and all(e["resourceId"] == middle["resourceId"] for e in by_resource)
@@ -360,7 +465,9 @@ def test_the_audit_cursor_pins_the_first_page_end_time_while_events_arrive(simul
         seen += page["events"]
         next_cursor = page["pagination"].get("next")
     assert seen == before
-    assert [e["type"] for e in data(simulator, "/audit-events", **{"pagination[count]": 3})["events"]] == ["Source Modified"] * 3
+    assert [e["type"] for e in data(simulator, "/audit-events", **{"pagination[count]": 3})["events"]] == [
+        "Source Modified"
+    ] * 3
     assert get(simulator, "/audit-events", **{"pagination[cursor]": "MA=="}).status_code == 422
 
 
@@ -372,17 +479,33 @@ def test_every_edit_leaves_an_audit_event_on_top_of_the_trail(simulator):
     # (an edit that returns the id of the resource its event names, event type, resourceType)
     edits = [
         (lambda: ws.add("sources", name="New source")["id"], "Source Created", "source"),
-        (lambda: ws.rename("destinations", destination, "Renamed") or destination, "Destination Modified", "destination"),
+        (
+            lambda: ws.rename("destinations", destination, "Renamed") or destination,
+            "Destination Modified",
+            "destination",
+        ),
         (lambda: ws.update("warehouses", warehouse, enabled=False) or warehouse, "Warehouse Modified", "warehouse"),
         (lambda: ws.connect(warehouse, unconnected) or warehouse, "Source Connected to Warehouse", "warehouse"),
         (lambda: ws.disconnect(warehouse, unconnected) or warehouse, "Source Disconnected From Warehouse", "warehouse"),
         (lambda: ws.add("tracking_plans", name="New plan")["id"], "Tracking Plan Created", "tracking_plan"),
         (lambda: ws.connect_tracking_plan(plan, source) or plan, "Source Connected to Tracking Plan", "tracking_plan"),
         (lambda: ws.add_rule(plan, "TRACK", "Order Refunded") and plan, "Tracking Plan Rule Created", "tracking_plan"),
-        (lambda: ws.update_rule(plan, "TRACK", "Order Refunded", version=2) or plan, "Tracking Plan Rule Modified", "tracking_plan"),
-        (lambda: ws.delete_rule(plan, "TRACK", "Order Refunded") or plan, "Tracking Plan Rule Deleted", "tracking_plan"),
+        (
+            lambda: ws.update_rule(plan, "TRACK", "Order Refunded", version=2) or plan,
+            "Tracking Plan Rule Modified",
+            "tracking_plan",
+        ),
+        (
+            lambda: ws.delete_rule(plan, "TRACK", "Order Refunded") or plan,
+            "Tracking Plan Rule Deleted",
+            "tracking_plan",
+        ),
         (lambda: ws.add("functions", resourceType="SOURCE")["id"], "Source Function Created", "function"),
-        (lambda: ws.add("filters", destinationId=destination)["id"], "Destination Filter Created", "destination_filter"),
+        (
+            lambda: ws.add("filters", destinationId=destination)["id"],
+            "Destination Filter Created",
+            "destination_filter",
+        ),
         (lambda: ws.add("users", name="New User")["id"], "User Created", "user"),
         (lambda: ws.delete("groups", group) or group, "User Group Deleted", "user_group"),
         (lambda: ws.add_label("pii", "true", "Holds personal data") and "pii:true", "Label Created", "label"),
@@ -432,22 +555,30 @@ def test_added_and_renamed_objects_of_the_new_kinds_show_in_the_next_response(si
     ws = simulator.workspace
     function = ws.add("functions", resourceType="INSERT_SOURCE")
     ws.rename("functions", function["id"], "Renamed function")
-    assert [f["displayName"] for f in read_all(simulator, "/functions", "functions", resourceType="INSERT_SOURCE")][-1] == "Renamed function"
+    assert [f["displayName"] for f in read_all(simulator, "/functions", "functions", resourceType="INSERT_SOURCE")][
+        -1
+    ] == "Renamed function"
     destination = ws.ids("destinations")[0]
     added = ws.add("filters", destinationId=destination, title="Drop everything")
     assert added in read_all(simulator, f"/destination/{destination}/filters", "filters")
     with pytest.raises(ValueError):
-        ws.add("subscriptions", destinationId=next(d["id"] for d in ws.listing("destinations") if not d["metadata"]["actions"]))
+        ws.add(
+            "subscriptions",
+            destinationId=next(d["id"] for d in ws.listing("destinations") if not d["metadata"]["actions"]),
+        )
     space = ws.ids("spaces")[0]
     trait = ws.add("computed_traits", spaceId=space)
     assert trait in read_all(simulator, f"/spaces/{space}/computed-traits", "computedTraits")
     ws.rename("warehouses", ws.ids("warehouses")[0], "Main warehouse")
-    assert ws.listing("warehouses")[0]["settings"]["name"] == "Main warehouse" and "name" not in ws.listing("warehouses")[0]
+    assert (
+        ws.listing("warehouses")[0]["settings"]["name"] == "Main warehouse"
+        and "name" not in ws.listing("warehouses")[0]
+    )
     ws.add_label("pii", "true")
     ws.delete_label("environment", "prod")
     labels = data(simulator, "/labels")["labels"]
-    assert {"key": "pii", "value": "true"} in labels and not any(l["value"] == "prod" for l in labels)
-    assert not any(l["value"] == "prod" for s in ws.listing("sources") for l in s["labels"])
+    assert {"key": "pii", "value": "true"} in labels and not any(label["value"] == "prod" for label in labels)
+    assert not any(label["value"] == "prod" for s in ws.listing("sources") for label in s["labels"])
 
 
 def test_deleting_a_tracking_plan_deletes_its_rules_and_source_links(simulator):
@@ -477,7 +608,10 @@ def test_deleting_a_source_deletes_what_hangs_off_it(simulator):
     ws.connect_tracking_plan(plan, source)
     ws.add("reverse_etl_models", sourceId=source)
     admin = next(r["id"] for r in ws.listing("roles") if r["name"] == "Source Admin")
-    ws.add("users", permissions=[{"roleName": "Source Admin", "roleId": admin, "resources": [{"id": source, "type": "SOURCE"}]}])
+    ws.add(
+        "users",
+        permissions=[{"roleName": "Source Admin", "roleId": admin, "resources": [{"id": source, "type": "SOURCE"}]}],
+    )
     ws.delete("sources", source)
     for kind in ("destinations", "reverse_etl_models", "transformations", "filters"):
         assert all(item["sourceId"] != source for item in ws.listing(kind)), kind
@@ -485,7 +619,12 @@ def test_deleting_a_source_deletes_what_hangs_off_it(simulator):
     assert all(s.get("modelId") in dependent_models | {None} for s in ws.listing("subscriptions"))
     assert set(ws.ids("destinations")) >= {s["destinationId"] for s in ws.listing("subscriptions")}
     assert source not in [s["id"] for s in ws.tracking_plan_sources(plan)]
-    granted = [r["id"] for item in ws.listing("users") + ws.listing("groups") for p in item["permissions"] for r in p["resources"]]
+    granted = [
+        r["id"]
+        for item in ws.listing("users") + ws.listing("groups")
+        for p in item["permissions"]
+        for r in p["resources"]
+    ]
     assert source not in granted
 
 
@@ -526,7 +665,12 @@ GATED = [
 def test_a_disabled_feature_answers_its_status_with_an_errors_body(simulator, feature, path, status):
     ws = simulator.workspace
     ws.disable(feature, status)
-    targets = {"plan": ws.ids("tracking_plans")[0], "function": ws.ids("functions")[0], "destination": ws.ids("destinations")[0], "space": ws.ids("spaces")[0]}
+    targets = {
+        "plan": ws.ids("tracking_plans")[0],
+        "function": ws.ids("functions")[0],
+        "destination": ws.ids("destinations")[0],
+        "space": ws.ids("spaces")[0],
+    }
     path, params = split(path.format(**targets))
     response = get(simulator, path, **params)
     assert response.status_code == status

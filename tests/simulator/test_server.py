@@ -2,7 +2,7 @@
 
 import requests
 
-from segment_source.simulator import SegmentSimulator, generate_workspace
+from segment_simulator import SegmentSimulator, generate_workspace
 
 
 def get(sim: SegmentSimulator, path: str, token: str = "sim-token", **params: object) -> requests.Response:
@@ -38,7 +38,12 @@ def test_page_size_defaults_to_200_and_accepts_the_dotted_form():
 
 
 def test_bad_count_or_cursor_is_a_422_with_an_errors_body(simulator):
-    for params in ({"pagination[count]": 0}, {"pagination[count]": 1001}, {"pagination[count]": "x"}, {"pagination[cursor]": "%%%"}):
+    for params in (
+        {"pagination[count]": 0},
+        {"pagination[count]": 1001},
+        {"pagination[count]": "x"},
+        {"pagination[cursor]": "%%%"},
+    ):
         response = get(simulator, "/sources", **params)
         assert response.status_code == 422, params
         assert response.json()["errors"][0]["type"] == "ValidationError"

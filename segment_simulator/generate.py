@@ -13,10 +13,10 @@ import string
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
-from segment_source.simulator import catalog
+from segment_simulator import catalog
 
 if TYPE_CHECKING:
-    from segment_source.simulator.workspace import Size
+    from segment_simulator.workspace import Size
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 
@@ -57,15 +57,34 @@ RULE_PROPERTIES: Dict[Tuple[str, Optional[str]], Dict[str, str]] = {
 }
 _RULE_SECTIONS = {"IDENTIFY": "traits", "GROUP": "traits", "COMMON": "context"}  # else "properties"
 
-PLAN_NAMES = ["Web App", "iOS App", "Android App", "Backend Events", "Marketing Site", "Checkout", "Growth Experiments", "Partner API"]
+PLAN_NAMES = [
+    "Web App",
+    "iOS App",
+    "Android App",
+    "Backend Events",
+    "Marketing Site",
+    "Checkout",
+    "Growth Experiments",
+    "Partner API",
+]
 # Most plans are live; the others show up now and then, so that the `type` filter has work to do.
 PLAN_TYPES = ["LIVE", "LIVE", "TEMPLATE", "LIVE", "RULE_LIBRARY", "LIVE", "PROPERTY_LIBRARY", "LIVE", "ENGAGE"]
 
 # Destination filters: (title, FQL condition, actions, description or None)
 FILTERS: List[Tuple[str, str, List[Dict[str, Any]], Optional[str]]] = [
     ("Drop test events", 'event = "Test Event"', [{"type": "DROP"}], "Keeps QA traffic out of the destination."),
-    ("Sample page calls", 'type = "page"', [{"type": "SAMPLE", "percent": 0.1, "path": "userId"}], "Sends one page call in ten."),
-    ("Strip PII", 'type = "identify"', [{"type": "DROP_PROPERTIES", "fields": {"traits": ["email", "phone", "address"]}}], None),
+    (
+        "Sample page calls",
+        'type = "page"',
+        [{"type": "SAMPLE", "percent": 0.1, "path": "userId"}],
+        "Sends one page call in ten.",
+    ),
+    (
+        "Strip PII",
+        'type = "identify"',
+        [{"type": "DROP_PROPERTIES", "fields": {"traits": ["email", "phone", "address"]}}],
+        None,
+    ),
     (
         "Only order fields",
         'event = "Order Completed"',
@@ -77,11 +96,27 @@ FILTERS: List[Tuple[str, str, List[Dict[str, Any]], Optional[str]]] = [
 # Transformations: the fields beyond id, name, sourceId, enabled and `if`
 TRANSFORMATIONS: List[Tuple[str, str, Dict[str, Any]]] = [
     ("Rename checkout event", "event = 'Checkout Complete'", {"newEventName": "Order Completed"}),
-    ("Hash emails", "type = 'identify'", {"hashPropertiesConfiguration": {"algorithm": "SHA256", "key": catalog.SECRET, "encoding": "HEX", "paths": ["traits.email"]}}),
+    (
+        "Hash emails",
+        "type = 'identify'",
+        {
+            "hashPropertiesConfiguration": {
+                "algorithm": "SHA256",
+                "key": catalog.SECRET,
+                "encoding": "HEX",
+                "paths": ["traits.email"],
+            }
+        },
+    ),
     (
         "Snake-case order properties",
         "event = 'Order Completed'",
-        {"propertyRenames": [{"oldName": "orderId", "newName": "order_id"}, {"oldName": "totalPrice", "newName": "total"}]},
+        {
+            "propertyRenames": [
+                {"oldName": "orderId", "newName": "order_id"},
+                {"oldName": "totalPrice", "newName": "total"},
+            ]
+        },
     ),
     ("Drop debug events", "event = 'Debug'", {"drop": True}),
     (
@@ -92,7 +127,11 @@ TRANSFORMATIONS: List[Tuple[str, str, Dict[str, Any]]] = [
             "fqlDefinedProperties": [{"fql": "lowercase(properties.coupon)", "propertyName": "properties.coupon_code"}],
         },
     ),
-    ("Keep product fields", "event = 'Product Viewed'", {"allowProperties": ["properties.product_id", "properties.name", "properties.price"]}),
+    (
+        "Keep product fields",
+        "event = 'Product Viewed'",
+        {"allowProperties": ["properties.product_id", "properties.name", "properties.price"]},
+    ),
 ]
 
 # Reverse ETL models: (name, SQL, identifier column)
@@ -116,8 +155,34 @@ COMPUTED_TRAITS = [
     ("Favourite category", "favourite_category", "event('Product Viewed').mode(properties.category)"),
 ]
 
-FIRST_NAMES = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Margaret", "Linus", "Radia", "Dennis", "Frances", "Tim"]
-LAST_NAMES = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Hamilton", "Torvalds", "Perlman", "Ritchie", "Allen", "Berners-Lee"]
+FIRST_NAMES = [
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Ken",
+    "Margaret",
+    "Linus",
+    "Radia",
+    "Dennis",
+    "Frances",
+    "Tim",
+]
+LAST_NAMES = [
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Thompson",
+    "Hamilton",
+    "Torvalds",
+    "Perlman",
+    "Ritchie",
+    "Allen",
+    "Berners-Lee",
+]
 GROUP_NAMES = ["Data Engineering", "Marketing", "Mobile Team", "Analytics", "Support", "Growth"]
 ROLE_RESOURCE_TYPES = {name: resource_type for name, resource_type, _ in catalog.ROLES}
 
@@ -345,7 +410,9 @@ class ItemGenerator:
             "description": template.description,
             "logoUrl": f"https://cdn.example.com/functions/{name.lower().replace(' ', '-')}.svg",
             # a source function's webhook URL is its credential
-            "previewWebhookUrl": "https://fn.segmentapis.com/?b=" + self.new_secret() if resource_type == "SOURCE" else "",
+            "previewWebhookUrl": "https://fn.segmentapis.com/?b=" + self.new_secret()
+            if resource_type == "SOURCE"
+            else "",
             "batchMaxCount": 20 if resource_type == "DESTINATION" and n % 2 else 0,
             "catalogId": catalog_id,
             "isLatestVersion": deployed and n % 3 != 0,
@@ -380,7 +447,9 @@ class ItemGenerator:
         destination = self.get("destinations", destination_id)
         catalog_id = destination["metadata"]["id"]
         if catalog_id not in catalog.ACTIONS:
-            raise ValueError(f"destination {destination_id} is not an Actions destination: it has no actions to subscribe to")
+            raise ValueError(
+                f"destination {destination_id} is not an Actions destination: it has no actions to subscribe to"
+            )
         slug, name, trigger, template = self._rng.choice(catalog.ACTIONS[catalog_id])
         item = {
             "id": self.new_id(),
@@ -404,7 +473,11 @@ class ItemGenerator:
             "name": name,
             "sourceId": self._pick("sources"),
             # some transformations apply to one destination type only
-            **({"destinationMetadataId": self.items["destinations"][destination_id]["metadata"]["id"]} if destination_id else {}),
+            **(
+                {"destinationMetadataId": self.items["destinations"][destination_id]["metadata"]["id"]}
+                if destination_id
+                else {}
+            ),
             "enabled": n % 5 != 0,
             "if": condition,
             **self._settings(extra),  # the hashing key is a secret
@@ -521,7 +594,11 @@ class ItemGenerator:
             "duration": duration,
             "humanDuration": f"{duration // 60}m {duration % 60}s" if duration >= 60 else f"{duration}s",
             "count": 0 if failed else self._rng.randint(1, 250000),
-            "notices": [{"level": "error", "message": "Warehouse connection refused: check the credentials", "createdAt": end}] if failed else [],
+            "notices": [
+                {"level": "error", "message": "Warehouse connection refused: check the credentials", "createdAt": end}
+            ]
+            if failed
+            else [],
         }
 
     # ---- a whole workspace -------------------------------------------------------------------
@@ -539,13 +616,17 @@ class ItemGenerator:
         for w in range(counts.warehouses):
             warehouse = self._insert("warehouses")
             start = (w * counts.sources_per_warehouse) % max(len(source_ids), 1)
-            self.warehouse_sources[warehouse["id"]] += _take_cyclic(source_ids, start, min(counts.sources_per_warehouse, len(source_ids)))
+            self.warehouse_sources[warehouse["id"]] += _take_cyclic(
+                source_ids, start, min(counts.sources_per_warehouse, len(source_ids))
+            )
         for _ in range(counts.spaces):
             self._insert("spaces")
         space_ids = list(self.items["spaces"])
         for a in range(counts.audiences):
             # half of all audiences in the first space, so that one space spans several pages
-            space = space_ids[0] if a % 2 == 0 or len(space_ids) == 1 else space_ids[1 + (a // 2) % (len(space_ids) - 1)]
+            space = (
+                space_ids[0] if a % 2 == 0 or len(space_ids) == 1 else space_ids[1 + (a // 2) % (len(space_ids) - 1)]
+            )
             self._insert("audiences", space_id=space)
         # the kinds below draw after the core kinds, so that those stay as they were
         for _ in range(counts.roles):
@@ -598,7 +679,10 @@ class ItemGenerator:
                 k += 1
                 fields: Dict[str, Any] = {"destinationId": destination["id"]}
                 if models and k % 3 == 0:
-                    fields.update(modelId=models[k % len(models)], reverseETLSchedule=REVERSE_ETL_SCHEDULES[k % len(REVERSE_ETL_SCHEDULES)])
+                    fields.update(
+                        modelId=models[k % len(models)],
+                        reverseETLSchedule=REVERSE_ETL_SCHEDULES[k % len(REVERSE_ETL_SCHEDULES)],
+                    )
                 self._insert("subscriptions", **fields)
 
     def _made_up_audit_trail(self, count: int) -> None:
@@ -619,9 +703,17 @@ class ItemGenerator:
             self._record(kind, item, verb, at=now - timedelta(seconds=age), actor=actor)
 
 
-
 # what the made-up audit trail is about: configuration, not the Engage and IAM churn
-_AUDITED_KINDS = ("sources", "destinations", "warehouses", "tracking_plans", "functions", "filters", "reverse_etl_models", "transformations")
+_AUDITED_KINDS = (
+    "sources",
+    "destinations",
+    "warehouses",
+    "tracking_plans",
+    "functions",
+    "filters",
+    "reverse_etl_models",
+    "transformations",
+)
 
 
 def _take_cyclic(values: List[str], start: int, count: int) -> List[str]:

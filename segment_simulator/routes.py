@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from segment_source.simulator import catalog
-from segment_source.simulator.generate import iso
-from segment_source.simulator.workspace import SimulatedWorkspace
+from segment_simulator import catalog
+from segment_simulator.generate import iso
+from segment_simulator.workspace import SimulatedWorkspace
 
 MAX_PAGE_SIZE = 1000
 AUDIENCES_MAX_PAGE_SIZE = 200
@@ -77,7 +77,9 @@ def _time(params: Dict[str, str], name: str) -> Optional[datetime]:
     try:
         return _parse_time(value)
     except ValueError:
-        raise ApiError(422, "ValidationError", f"{name} must be an ISO-8601 timestamp, got {value!r}", field=name) from None
+        raise ApiError(
+            422, "ValidationError", f"{name} must be an ISO-8601 timestamp, got {value!r}", field=name
+        ) from None
 
 
 def _parse_time(value: str) -> datetime:
@@ -99,7 +101,7 @@ def _audit_events(ws: SimulatedWorkspace, p: Dict[str, str], q: Dict[str, str]) 
     """`GET /audit-events`: newest first. The cursor pins the first page's `endTime` (as the real
     API's does: base64 JSON `{"pageToken", "endTime"}`), so events recorded while a client pages
     do not shift its pages. The pages themselves are the server's, on the events up to `endTime`."""
-    from segment_source.simulator.server import SegmentSimulator  # the server imports this module
+    from segment_simulator.server import SegmentSimulator  # the server imports this module
 
     params = {k: v for k, v in q.items() if k not in CURSOR_PARAMS}
     cursor = next((q[k] for k in CURSOR_PARAMS if k in q), None)
@@ -130,7 +132,9 @@ def _read_audit_cursor(cursor: str) -> Tuple[str, datetime]:
         if not isinstance(page_token, str):
             raise TypeError(page_token)
     except (binascii.Error, ValueError, KeyError, TypeError):
-        raise ApiError(422, "ValidationError", f"pagination.cursor {cursor!r} is not valid", field="pagination.cursor") from None
+        raise ApiError(
+            422, "ValidationError", f"pagination.cursor {cursor!r} is not valid", field="pagination.cursor"
+        ) from None
     return page_token, end_time
 
 
@@ -185,7 +189,11 @@ ROUTES: List[Route] = [
         feature="protocols",
     ),
     Route("/functions", _functions, items_key="functions", feature="functions"),
-    Route("/functions/{functionId}", lambda ws, p, q: {"function": ws.get("functions", p["functionId"])}, feature="functions"),
+    Route(
+        "/functions/{functionId}",
+        lambda ws, p, q: {"function": ws.get("functions", p["functionId"])},
+        feature="functions",
+    ),
     Route(
         "/destination/{destinationId}/filters",
         lambda ws, p, q: ws.filters_of(p["destinationId"]),
@@ -198,15 +206,26 @@ ROUTES: List[Route] = [
         items_key="subscriptions",
     ),
     Route("/transformations", lambda ws, p, q: ws.listing("transformations"), items_key="transformations"),
-    Route("/reverse-etl-models", lambda ws, p, q: ws.listing("reverse_etl_models"), items_key="models", feature="reverse_etl"),
+    Route(
+        "/reverse-etl-models",
+        lambda ws, p, q: ws.listing("reverse_etl_models"),
+        items_key="models",
+        feature="reverse_etl",
+    ),
     Route("/users", lambda ws, p, q: ws.listing("users"), items_key="users", feature="iam"),
     Route("/groups", lambda ws, p, q: ws.listing("groups"), items_key="userGroups", feature="iam"),
     Route("/roles", lambda ws, p, q: ws.listing("roles"), items_key="roles", feature="iam"),
     Route("/labels", lambda ws, p, q: list(ws.labels), items_key="labels", paginated=False),
     Route("/audit-events", _audit_events, feature="audit_trail"),
     Route("/catalog/sources", lambda ws, p, q: list(catalog.SOURCE_METADATA.values()), items_key="sourcesCatalog"),
-    Route("/catalog/destinations", lambda ws, p, q: list(catalog.DESTINATION_METADATA.values()), items_key="destinationsCatalog"),
-    Route("/catalog/warehouses", lambda ws, p, q: list(catalog.WAREHOUSE_METADATA.values()), items_key="warehousesCatalog"),
+    Route(
+        "/catalog/destinations",
+        lambda ws, p, q: list(catalog.DESTINATION_METADATA.values()),
+        items_key="destinationsCatalog",
+    ),
+    Route(
+        "/catalog/warehouses", lambda ws, p, q: list(catalog.WAREHOUSE_METADATA.values()), items_key="warehousesCatalog"
+    ),
 ]
 
 

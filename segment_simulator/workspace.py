@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from segment_source.simulator import catalog
-from segment_source.simulator.generate import LABELS, ItemGenerator, iso
+from segment_simulator import catalog
+from segment_simulator.generate import LABELS, ItemGenerator, iso
 
 # Every kind of item, with what the audit trail calls it: (noun of the event type, resourceType).
 KIND_NAMES: Dict[str, Tuple[str, str]] = {
@@ -88,23 +88,68 @@ class Size:
 SIZES: Dict[str, Size] = {
     # every list fits in one page
     "small": Size(
-        sources=6, destinations=10, warehouses=2, spaces=1, audiences=12, sources_per_warehouse=3,
-        tracking_plans=3, rules_per_plan=(3, 6), functions_per_type=2, filters=5, subscriptions_per_destination=2,
-        users=4, groups=2, roles=3, computed_traits_per_space=2, reverse_etl_models=2, transformations=3,
-        audit_events=30, syncs_per_warehouse=3,
+        sources=6,
+        destinations=10,
+        warehouses=2,
+        spaces=1,
+        audiences=12,
+        sources_per_warehouse=3,
+        tracking_plans=3,
+        rules_per_plan=(3, 6),
+        functions_per_type=2,
+        filters=5,
+        subscriptions_per_destination=2,
+        users=4,
+        groups=2,
+        roles=3,
+        computed_traits_per_space=2,
+        reverse_etl_models=2,
+        transformations=3,
+        audit_events=30,
+        syncs_per_warehouse=3,
     ),
     # sources, destinations, users, the audit trail and the first space's audiences span several pages
     "medium": Size(
-        sources=1250, destinations=2600, warehouses=12, spaces=3, audiences=480, sources_per_warehouse=40,
-        tracking_plans=150, rules_per_plan=(5, 20), functions_per_type=30, filters=800, subscriptions_per_destination=3,
-        users=1200, groups=40, roles=14, computed_traits_per_space=30, reverse_etl_models=25, transformations=150,
-        audit_events=1500, syncs_per_warehouse=20,
+        sources=1250,
+        destinations=2600,
+        warehouses=12,
+        spaces=3,
+        audiences=480,
+        sources_per_warehouse=40,
+        tracking_plans=150,
+        rules_per_plan=(5, 20),
+        functions_per_type=30,
+        filters=800,
+        subscriptions_per_destination=3,
+        users=1200,
+        groups=40,
+        roles=14,
+        computed_traits_per_space=30,
+        reverse_etl_models=25,
+        transformations=150,
+        audit_events=1500,
+        syncs_per_warehouse=20,
     ),
     "large": Size(
-        sources=5000, destinations=12000, warehouses=40, spaces=6, audiences=2400, sources_per_warehouse=150,
-        tracking_plans=600, rules_per_plan=(5, 20), functions_per_type=100, filters=4000, subscriptions_per_destination=3,
-        users=5000, groups=150, roles=14, computed_traits_per_space=100, reverse_etl_models=100, transformations=600,
-        audit_events=10000, syncs_per_warehouse=50,
+        sources=5000,
+        destinations=12000,
+        warehouses=40,
+        spaces=6,
+        audiences=2400,
+        sources_per_warehouse=150,
+        tracking_plans=600,
+        rules_per_plan=(5, 20),
+        functions_per_type=100,
+        filters=4000,
+        subscriptions_per_destination=3,
+        users=5000,
+        groups=150,
+        roles=14,
+        computed_traits_per_space=100,
+        reverse_etl_models=100,
+        transformations=600,
+        audit_events=10000,
+        syncs_per_warehouse=50,
     ),
 }
 
@@ -133,7 +178,9 @@ class SimulatedWorkspace(ItemGenerator):
         self.labels = [dict(label) for label in LABELS]
         # the audit trail, oldest first; edits made through this object are the token's
         self.events: List[Dict[str, Any]] = []
-        self.token_actor = "public-api-token/" + "".join(self._audit_rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(8))
+        self.token_actor = "public-api-token/" + "".join(
+            self._audit_rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(8)
+        )
         self._event_number = self._audit_rng.randint(140_000_000, 150_000_000)
         self._last_event_at: Optional[datetime] = None
         # feature (plan feature or permission group) -> the status its endpoints answer with
@@ -150,7 +197,7 @@ class SimulatedWorkspace(ItemGenerator):
         self.disabled.pop(feature, None)
 
     def check_feature(self, feature: Optional[str]) -> None:
-        from segment_source.simulator.routes import ApiError
+        from segment_simulator.routes import ApiError
 
         if feature in self.disabled:
             status = self.disabled[feature]
@@ -306,7 +353,9 @@ class SimulatedWorkspace(ItemGenerator):
 
         def change(rules: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
             latest = _latest_rule(rules, type_, key)
-            return [{**rule, **fields, "updatedAt": self._tick()} if i == latest else rule for i, rule in enumerate(rules)]
+            return [
+                {**rule, **fields, "updatedAt": self._tick()} if i == latest else rule for i, rule in enumerate(rules)
+            ]
 
         self._edit_rules(plan_id, "Tracking Plan Rule Modified", change)
 
@@ -344,7 +393,10 @@ class SimulatedWorkspace(ItemGenerator):
         source; `fields` override (`status="failed"`). A sync is a run, not an edit: no audit event."""
         with self._lock:
             self.get("warehouses", warehouse_id)
-            report = dict(self._new_sync(source_id or self.warehouse_sources[warehouse_id][0], datetime.now(timezone.utc)), **fields)
+            report = dict(
+                self._new_sync(source_id or self.warehouse_sources[warehouse_id][0], datetime.now(timezone.utc)),
+                **fields,
+            )
             self.syncs[warehouse_id].append(report)
             return dict(report)
 
@@ -390,7 +442,11 @@ class SimulatedWorkspace(ItemGenerator):
             for item in list(self.items[kind].values()):
                 permissions = item.get("permissions", [])
                 if any(p["roleId"] == item_id or any(r["id"] == item_id for r in p["resources"]) for p in permissions):
-                    kept = [dict(p, resources=[r for r in p["resources"] if r["id"] != item_id]) for p in permissions if p["roleId"] != item_id]
+                    kept = [
+                        dict(p, resources=[r for r in p["resources"] if r["id"] != item_id])
+                        for p in permissions
+                        if p["roleId"] != item_id
+                    ]
                     self.items[kind][item["id"]] = dict(item, permissions=[p for p in kept if p["resources"]])
 
     def _linked_sources(self, kind: str, parent_id: str) -> List[Dict[str, Any]]:
@@ -424,7 +480,9 @@ class SimulatedWorkspace(ItemGenerator):
             self.get(parent_kind, parent_id)
             return [item for item in self.items[kind].values() if item[parent_field] == parent_id]
 
-    def _edit_rules(self, plan_id: str, event_type: str, change: Callable[[List[Dict[str, Any]]], List[Dict[str, Any]]]) -> None:
+    def _edit_rules(
+        self, plan_id: str, event_type: str, change: Callable[[List[Dict[str, Any]]], List[Dict[str, Any]]]
+    ) -> None:
         """Change a plan's rules. The plan's `updatedAt` moves on: that is how a client knows to
         read its rules again."""
         with self._lock:
@@ -433,7 +491,14 @@ class SimulatedWorkspace(ItemGenerator):
             plan = self._replace("tracking_plans", plan_id)
             self._audit(event_type, plan_id, KIND_NAMES["tracking_plans"][1], _name_of("tracking_plans", plan))
 
-    def _record(self, kind: str, item: Dict[str, Any], verb: str, at: Optional[datetime] = None, actor: Optional[Tuple[str, Optional[str]]] = None) -> None:
+    def _record(
+        self,
+        kind: str,
+        item: Dict[str, Any],
+        verb: str,
+        at: Optional[datetime] = None,
+        actor: Optional[Tuple[str, Optional[str]]] = None,
+    ) -> None:
         """The audit event of `verb` ("Created", "Modified", "Deleted") done to an item."""
         noun, resource_type = KIND_NAMES[kind]
         if kind == "functions":
@@ -454,7 +519,12 @@ class SimulatedWorkspace(ItemGenerator):
         with self._lock:
             moment = self._event_time(at or datetime.now(timezone.utc))
             actor_id, actor_email = actor or (self.token_actor, None)
-            event = {"id": f"events/{self._event_number}", "timestamp": iso(moment), "type": event_type, "actor": actor_id}
+            event = {
+                "id": f"events/{self._event_number}",
+                "timestamp": iso(moment),
+                "type": event_type,
+                "actor": actor_id,
+            }
             if actor_email:
                 event["actorEmail"] = actor_email
             event.update(resourceId=resource_id, resourceType=resource_type, resourceName=resource_name)
@@ -462,7 +532,6 @@ class SimulatedWorkspace(ItemGenerator):
             self._last_event_at = moment
             # event ids increase, with gaps: the numbers are shared with other workspaces
             self._event_number += self._audit_rng.randint(1, 40)
-
 
     def _event_time(self, moment: datetime) -> datetime:
         """`moment` to the millisecond, but after the last audit event."""
@@ -489,7 +558,9 @@ def _latest_rule(rules: List[Dict[str, Any]], type_: str, key: Optional[str]) ->
     return versions[-1]
 
 
-def generate_workspace(size: "str | Size" = "small", slug: str = "acme", seed: int = 0, name: Optional[str] = None) -> SimulatedWorkspace:
+def generate_workspace(
+    size: "str | Size" = "small", slug: str = "acme", seed: int = 0, name: Optional[str] = None
+) -> SimulatedWorkspace:
     """A deterministic workspace: the same arguments always give the same ids, names and secrets
     (the audit trail's timestamps are relative to now)."""
     ws = SimulatedWorkspace(slug=slug, name=name, seed=seed)

@@ -27,12 +27,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Set, Tuple, Union
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from segment_source.simulator import routes
-from segment_source.simulator.routes import ApiError, Route
-from segment_source.simulator.workspace import SimulatedWorkspace
+from segment_simulator import routes
+from segment_simulator.routes import ApiError, Route
+from segment_simulator.workspace import SimulatedWorkspace
 
 if TYPE_CHECKING:
-    from segment_source.simulator.faults import Faults, Quirks, RateLimits
+    from segment_simulator.faults import Faults, Quirks, RateLimits
 
 DEFAULT_PAGE_SIZE = 200
 
@@ -161,7 +161,9 @@ class SegmentSimulator:
 
     # ---- the API ---------------------------------------------------------------------------
 
-    def handle(self, method: str, target: str, headers: Mapping[str, str]) -> Tuple[Response, Optional[SimulatedWorkspace]]:
+    def handle(
+        self, method: str, target: str, headers: Mapping[str, str]
+    ) -> Tuple[Response, Optional[SimulatedWorkspace]]:
         """Answer one request. Returns the response and the workspace it was for (if any)."""
         if method != "GET":
             return error(405, "MethodNotAllowed", f"{method} is not supported by the simulator"), None
@@ -205,7 +207,9 @@ class SegmentSimulator:
             response = self.handle(method, target, headers)[0]
         else:
             params = dict(parse_qsl(parts.query, keep_blank_values=True))
-            response = quirks.apply(route, parts.path, params, lambda p: self.handle(method, f"{parts.path}?{urlencode(p)}", headers)[0])
+            response = quirks.apply(
+                route, parts.path, params, lambda p: self.handle(method, f"{parts.path}?{urlencode(p)}", headers)[0]
+            )
         response.headers.update(rate_headers)
         return response
 
@@ -224,9 +228,13 @@ class SegmentSimulator:
         try:
             offset = 0 if raw_cursor is None else decode_cursor(raw_cursor)
         except ValueError:
-            return error(422, "ValidationError", f"pagination.cursor {raw_cursor!r} is not valid", field="pagination.cursor")
+            return error(
+                422, "ValidationError", f"pagination.cursor {raw_cursor!r} is not valid", field="pagination.cursor"
+            )
         if offset > len(items):
-            return error(422, "ValidationError", f"pagination.cursor {raw_cursor!r} is out of range", field="pagination.cursor")
+            return error(
+                422, "ValidationError", f"pagination.cursor {raw_cursor!r} is out of range", field="pagination.cursor"
+            )
         pagination: Dict[str, Any] = {
             "current": encode_cursor(offset),
             "previous": encode_cursor(max(0, offset - count)) if offset > 0 else None,
@@ -236,7 +244,9 @@ class SegmentSimulator:
             pagination["next"] = encode_cursor(offset + count)
         return Response(200, {"data": {route.items_key: items[offset : offset + count], "pagination": pagination}})
 
-    def _record(self, method: str, target: str, status: int, ws: Optional[SimulatedWorkspace], fault: Optional[str] = None) -> None:
+    def _record(
+        self, method: str, target: str, status: int, ws: Optional[SimulatedWorkspace], fault: Optional[str] = None
+    ) -> None:
         parts = urlsplit(target)
         params = dict(parse_qsl(parts.query, keep_blank_values=True))
         entry = RecordedRequest(method, parts.path, params, status, ws.slug if ws else None, fault)
@@ -246,7 +256,7 @@ class SegmentSimulator:
 
 def _bearer_token(headers: Mapping[str, str]) -> str:
     auth = headers.get("Authorization", "")
-    return auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
+    return auth[len("Bearer ") :] if auth.startswith("Bearer ") else ""
 
 
 def _int_or_none(value: str) -> Optional[int]:

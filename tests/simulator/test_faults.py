@@ -9,15 +9,17 @@ from typing import Any, Iterator, List, Tuple
 import pytest
 import requests
 
-from segment_source.simulator import Faults, Quirks, RateLimits, SegmentSimulator, generate_workspace, routes
-from segment_source.simulator.routes import Route
+from segment_simulator import Faults, Quirks, RateLimits, SegmentSimulator, generate_workspace, routes
+from segment_simulator.routes import Route
 
 BY_PATTERN = "/limited/{id}/by-pattern"
 BY_PATH = "/limited/{id}/by-path"
 
 
 def get(sim: SegmentSimulator, path: str, timeout: float = 10, **params: Any) -> requests.Response:
-    return requests.get(sim.url + path, params=params, headers={"Authorization": f"Bearer {sim.token}"}, timeout=timeout)
+    return requests.get(
+        sim.url + path, params=params, headers={"Authorization": f"Bearer {sim.token}"}, timeout=timeout
+    )
 
 
 def serve(**policies: Any) -> SegmentSimulator:

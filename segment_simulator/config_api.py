@@ -39,10 +39,17 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import parse_qsl, urlsplit
 
-from segment_source.simulator.generate import iso
-from segment_source.simulator.routes import ApiError, Route
-from segment_source.simulator.server import Response, SegmentSimulator, _bearer_token, _int_or_none, decode_cursor, encode_cursor
-from segment_source.simulator.workspace import SimulatedWorkspace
+from segment_simulator.generate import iso
+from segment_simulator.routes import ApiError, Route
+from segment_simulator.server import (
+    Response,
+    SegmentSimulator,
+    _bearer_token,
+    _int_or_none,
+    decode_cursor,
+    encode_cursor,
+)
+from segment_simulator.workspace import SimulatedWorkspace
 
 BASE_PATH = "/v1beta"
 DEFAULT_PAGE_SIZE = 10
@@ -84,7 +91,12 @@ def source_item(ws: SimulatedWorkspace, source: Dict[str, Any]) -> Dict[str, Any
         "catalog_name": f"catalog/sources/{source['metadata']['slug']}",
         "write_keys": list(source["writeKeys"]),
         "labels": {label["key"]: label["value"] for label in source["labels"]},
-        "library_config": {"metrics_enabled": source["enabled"], "retry_queue": True, "cross_domain_id_enabled": False, "api_host": ""},
+        "library_config": {
+            "metrics_enabled": source["enabled"],
+            "retry_queue": True,
+            "cross_domain_id_enabled": False,
+            "api_host": "",
+        },
         "create_time": created(source["id"]),
     }
 
@@ -123,7 +135,12 @@ def tracking_plan_item(ws: SimulatedWorkspace, plan: Dict[str, Any]) -> Dict[str
     rules: Dict[str, Any] = {"events": []}
     for rule in ws.rules(plan["id"]):  # oldest first: a later version of a rule wins
         if rule["type"] == "TRACK":
-            event = {"name": rule["key"], "description": rule.get("description", ""), "version": rule["version"], "rules": rule["jsonSchema"]}
+            event = {
+                "name": rule["key"],
+                "description": rule.get("description", ""),
+                "version": rule["version"],
+                "rules": rule["jsonSchema"],
+            }
             rules["events"].append(event)
         for section, rule_type in RULE_SECTIONS:
             if rule["type"] == rule_type:
@@ -167,7 +184,11 @@ class ConfigApiSimulator(SegmentSimulator):
         root = f"{BASE_PATH}/workspaces/{{workspace}}"
         self.routes = [
             Route(root, lambda ws, p, q: workspace_item(ws)),
-            Route(f"{root}/sources", lambda ws, p, q: [source_item(ws, s) for s in ws.listing("sources")], items_key="sources"),
+            Route(
+                f"{root}/sources",
+                lambda ws, p, q: [source_item(ws, s) for s in ws.listing("sources")],
+                items_key="sources",
+            ),
             Route(f"{root}/sources/{{source}}/destinations", self._destinations, items_key="destinations"),
             Route(
                 f"{root}/tracking-plans",
@@ -181,7 +202,9 @@ class ConfigApiSimulator(SegmentSimulator):
     def url(self) -> str:
         return super().url + BASE_PATH
 
-    def handle(self, method: str, target: str, headers: Mapping[str, str]) -> Tuple[Response, Optional[SimulatedWorkspace]]:
+    def handle(
+        self, method: str, target: str, headers: Mapping[str, str]
+    ) -> Tuple[Response, Optional[SimulatedWorkspace]]:
         if method != "GET":
             return config_error(501, f"{method} is not supported by the simulator"), None
         ws = self.workspaces.get(_bearer_token(headers))
@@ -232,7 +255,9 @@ class ConfigApiSimulator(SegmentSimulator):
         if not 0 <= offset <= len(items):
             return config_error(400, f"page_token {token!r} is not valid")
         more = offset + size < len(items)
-        return Response(200, {key: items[offset : offset + size], "next_page_token": encode_cursor(offset + size) if more else ""})
+        return Response(
+            200, {key: items[offset : offset + size], "next_page_token": encode_cursor(offset + size) if more else ""}
+        )
 
     def _destinations(self, ws: SimulatedWorkspace, p: Dict[str, str], q: Dict[str, str]) -> List[Dict[str, Any]]:
         source = _source_by_slug(ws, p["source"])

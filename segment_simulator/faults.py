@@ -61,8 +61,8 @@ from email.utils import format_datetime
 from http import HTTPStatus
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from segment_source.simulator.routes import Route
-from segment_source.simulator.server import DEFAULT_PAGE_SIZE, Response, decode_cursor, encode_cursor, error
+from segment_simulator.routes import Route
+from segment_simulator.server import DEFAULT_PAGE_SIZE, Response, decode_cursor, encode_cursor, error
 
 FAULT_KINDS = ("500", "502", "503", "504", "drop", "slow", "malformed", "envelope")
 SERVER_ERRORS = ("500", "502", "503", "504")
@@ -237,7 +237,9 @@ class Quirks:
         count = _page_size(params)
         for pattern, limit in self.page_size_limits.items():
             if pattern in names and count is not None and count > limit:
-                return error(422, "ValidationError", f"pagination.count must be between 1 and {limit}", field="pagination.count")
+                return error(
+                    422, "ValidationError", f"pagination.count must be between 1 and {limit}", field="pagination.count"
+                )
         if names.intersection(self.runaway) and count is not None:
             return self._runaway_page(params, count, answer)
         response = answer(params)

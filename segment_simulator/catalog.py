@@ -166,7 +166,11 @@ DESTINATION_CATALOG: List[Tuple[str, str, str, List[str], SettingsTemplate]] = [
         "Braze Cloud Mode (Actions)",
         "actions-braze-cloud",
         ["Email Marketing"],
-        {"api_key": MASKED, "app_id": "0c7e8a9c-5a5e-4f0e-9d83-0a3e1b2c4d5f", "endpoint": "https://rest.iad-03.braze.com"},
+        {
+            "api_key": MASKED,
+            "app_id": "0c7e8a9c-5a5e-4f0e-9d83-0a3e1b2c4d5f",
+            "endpoint": "https://rest.iad-03.braze.com",
+        },
     ),
 ]
 
@@ -184,7 +188,11 @@ ACTIONS: Dict[str, List[Tuple[str, str, str, SettingsTemplate]]] = {
             "purchase",
             "Purchase",
             'type = "track" and event = "Order Completed"',
-            {"transaction_id": {"@path": "$.properties.order_id"}, "value": {"@path": "$.properties.total"}, "currency": {"@path": "$.properties.currency"}},
+            {
+                "transaction_id": {"@path": "$.properties.order_id"},
+                "value": {"@path": "$.properties.total"},
+                "currency": {"@path": "$.properties.currency"},
+            },
         ),
     ],
     "5f7dd6d21ad74f3842b1fc47": [  # Actions Amplitude
@@ -192,9 +200,19 @@ ACTIONS: Dict[str, List[Tuple[str, str, str, SettingsTemplate]]] = {
             "logEvent",
             "Log Event",
             'type = "track"',
-            {"user_id": {"@path": "$.userId"}, "event_type": {"@path": "$.event"}, "event_properties": {"@path": "$.properties"}, "use_batch_endpoint": False},
+            {
+                "user_id": {"@path": "$.userId"},
+                "event_type": {"@path": "$.event"},
+                "event_properties": {"@path": "$.properties"},
+                "use_batch_endpoint": False,
+            },
         ),
-        ("identifyUser", "Identify User", 'type = "identify"', {"user_id": {"@path": "$.userId"}, "user_properties": {"@path": "$.traits"}}),
+        (
+            "identifyUser",
+            "Identify User",
+            'type = "identify"',
+            {"user_id": {"@path": "$.userId"}, "user_properties": {"@path": "$.traits"}},
+        ),
     ],
     "614a3c7d791c91c41bae7599": [  # Webhooks (Actions): the endpoint's credentials live in each subscription
         (
@@ -211,8 +229,22 @@ ACTIONS: Dict[str, List[Tuple[str, str, str, SettingsTemplate]]] = {
         ),
     ],
     "60f9d0d048950c356be2e4da": [  # Braze Cloud Mode (Actions)
-        ("updateUserProfile", "Update User Profile", 'type = "identify"', {"external_id": {"@path": "$.userId"}, "email": {"@path": "$.traits.email"}}),
-        ("trackEvent", "Track Event", 'type = "track"', {"external_id": {"@path": "$.userId"}, "name": {"@path": "$.event"}, "properties": {"@path": "$.properties"}}),
+        (
+            "updateUserProfile",
+            "Update User Profile",
+            'type = "identify"',
+            {"external_id": {"@path": "$.userId"}, "email": {"@path": "$.traits.email"}},
+        ),
+        (
+            "trackEvent",
+            "Track Event",
+            'type = "track"',
+            {
+                "external_id": {"@path": "$.userId"},
+                "name": {"@path": "$.event"},
+                "properties": {"@path": "$.properties"},
+            },
+        ),
     ],
 }
 
@@ -221,13 +253,25 @@ WAREHOUSE_CATALOG: List[Tuple[str, str, str, SettingsTemplate]] = [
         "55d3d3aea3c",
         "Postgres",
         "postgres",
-        {"hostname": "pg.internal.example.com", "port": 5432, "database": "segment", "username": "segment", "password": SECRET},
+        {
+            "hostname": "pg.internal.example.com",
+            "port": 5432,
+            "database": "segment",
+            "username": "segment",
+            "password": SECRET,
+        },
     ),
     (
         "JYTmASYX3m",
         "Snowflake",
         "snowflake",
-        {"account": "acme-xy12345", "database": "SEGMENT", "warehouse": "LOADING", "username": "SEGMENT_USER", "privateKey": SECRET},
+        {
+            "account": "acme-xy12345",
+            "database": "SEGMENT",
+            "warehouse": "LOADING",
+            "username": "SEGMENT_USER",
+            "privateKey": SECRET,
+        },
     ),
     (
         "ckEGMzcFZG",
@@ -236,14 +280,25 @@ WAREHOUSE_CATALOG: List[Tuple[str, str, str, SettingsTemplate]] = [
         {
             "project": "acme-analytics",
             "location": "US",
-            "credentials": {"type": "service_account", "private_key_id": SECRET, "private_key": SECRET, "client_email": "segment@acme-analytics.iam.gserviceaccount.com"},
+            "credentials": {
+                "type": "service_account",
+                "private_key_id": SECRET,
+                "private_key": SECRET,
+                "client_email": "segment@acme-analytics.iam.gserviceaccount.com",
+            },
         },
     ),
     (
         "vwTJxfzX1x",
         "Redshift",
         "redshift",
-        {"hostname": "acme.abc123.us-east-1.redshift.amazonaws.com", "port": 5439, "database": "segment", "username": "segment", "password": MASKED},
+        {
+            "hostname": "acme.abc123.us-east-1.redshift.amazonaws.com",
+            "port": 5439,
+            "database": "segment",
+            "username": "segment",
+            "password": MASKED,
+        },
     ),
 ]
 
@@ -257,7 +312,14 @@ def source_metadata(catalog_id: str, name: str, slug: str, categories: List[str]
         "description": f"Send data from {name} to Segment.",
         "logos": {"default": f"https://cdn.filepicker.io/api/file/{slug}", "mark": None, "alt": None},
         "options": [
-            {"name": "example option", "type": "string", "required": False, "description": "", "defaultValue": {}, "label": "Option"}
+            {
+                "name": "example option",
+                "type": "string",
+                "required": False,
+                "description": "",
+                "defaultValue": {},
+                "label": "Option",
+            }
         ],
         "categories": categories,
         "isCloudEventSource": name in ("Stripe", "Salesforce"),
@@ -277,25 +339,57 @@ def destination_metadata(catalog_id: str, name: str, slug: str, categories: List
         "name": name,
         "description": f"{name} helps you understand your users. " * 8,
         "slug": slug,
-        "logos": {"default": f"https://cdn.filepicker.io/api/file/{slug}", "mark": f"https://cdn.filepicker.io/api/file/{slug}-mark", "alt": None},
+        "logos": {
+            "default": f"https://cdn.filepicker.io/api/file/{slug}",
+            "mark": f"https://cdn.filepicker.io/api/file/{slug}-mark",
+            "alt": None,
+        },
         "options": [
-            {"name": f"option{i}", "type": "string", "required": i == 0, "description": f"Option {i} of {name}", "defaultValue": "", "label": f"Option {i}"}
+            {
+                "name": f"option{i}",
+                "type": "string",
+                "required": i == 0,
+                "description": f"Option {i} of {name}",
+                "defaultValue": "",
+                "label": f"Option {i}",
+            }
             for i in range(12)
         ],
         "status": "PUBLIC",
         "previousNames": [name],
         "categories": categories,
         "website": f"https://www.{slug}.example.com",
-        "components": [{"type": "SERVER", "code": f"https://github.com/segmentio/integrations/tree/master/integrations/{slug}", "owner": "SEGMENT"}],
-        "supportedFeatures": {"cloudModeInstances": "0", "deviceModeInstances": "0", "replay": True, "browserUnbundling": False, "browserUnbundlingPublic": True},
+        "components": [
+            {
+                "type": "SERVER",
+                "code": f"https://github.com/segmentio/integrations/tree/master/integrations/{slug}",
+                "owner": "SEGMENT",
+            }
+        ],
+        "supportedFeatures": {
+            "cloudModeInstances": "0",
+            "deviceModeInstances": "0",
+            "replay": True,
+            "browserUnbundling": False,
+            "browserUnbundlingPublic": True,
+        },
         "supportedMethods": {"pageview": True, "identify": True, "alias": True, "track": True, "group": True},
-        "supportedPlatforms": {"browser": True, "server": True, "mobile": True, "warehouse": False, "cloudAppObject": False, "linkedAudiences": False},
+        "supportedPlatforms": {
+            "browser": True,
+            "server": True,
+            "mobile": True,
+            "warehouse": False,
+            "cloudAppObject": False,
+            "linkedAudiences": False,
+        },
         "actions": [action_metadata(catalog_id, *action) for action in ACTIONS.get(catalog_id, [])],
         "presets": [
             {"actionId": action_id(catalog_id, slug), "name": name, "fields": {}, "trigger": trigger}
             for slug, name, trigger, _ in ACTIONS.get(catalog_id, [])
         ],
-        "contacts": [{"name": "Partner Support", "email": "partners@example.com", "role": "support", "isPrimary": True}],
+        "contacts": [
+            {"name": "Partner Support", "email": "partners@example.com", "role": "support", "isPrimary": True}
+        ],
         "partnerOwned": False,
         "supportedRegions": ["us-west-2", "eu-west-1"],
         "regionEndpoints": ["US", "EU"],
@@ -311,7 +405,9 @@ def warehouse_metadata(catalog_id: str, name: str, slug: str) -> Dict[str, Any]:
         "slug": slug,
         "description": f"{name} data warehouse",
         "logos": {"default": f"https://d3hotuclm6if1r.cloudfront.net/logos/{slug}-default.svg", "mark": "", "alt": ""},
-        "options": [{"name": "port", "type": "string", "required": True, "description": "", "defaultValue": {}, "label": "Port"}],
+        "options": [
+            {"name": "port", "type": "string", "required": True, "description": "", "defaultValue": {}, "label": "Port"}
+        ],
     }
 
 
@@ -320,8 +416,17 @@ TRACKING_PLAN_TYPES = ("ENGAGE", "LIVE", "PROPERTY_LIBRARY", "RULE_LIBRARY", "TE
 
 # The roles Segment offers: (name, the resource type a permission with it applies to, description).
 ROLES: List[Tuple[str, str, str]] = [
-    ("Workspace Owner", "WORKSPACE", "Owners have full read and edit access to everything in the workspace, including Sources, Destinations, add-on products, and settings."),
-    ("Workspace Member", "WORKSPACE", "Members have read access to the workspace; what else they can do comes from their other roles."),
+    (
+        "Workspace Owner",
+        "WORKSPACE",
+        "Owners have full read and edit access to everything in the workspace, including Sources,"
+        " Destinations, add-on products, and settings.",
+    ),
+    (
+        "Workspace Member",
+        "WORKSPACE",
+        "Members have read access to the workspace; what else they can do comes from their other roles.",
+    ),
     ("Source Admin", "SOURCE", "Edit access to the Source, its settings, Destinations, Functions and Tracking Plan."),
     ("Source Read-only", "SOURCE", "Read access to the Source, its Destinations and Tracking Plan."),
     ("Warehouse Admin", "WAREHOUSE", "Edit access to the Warehouse and its settings."),
@@ -353,8 +458,17 @@ class FunctionTemplate:
     """`FunctionSettingV1` definitions (names and types, never values)."""
 
 
-def _setting(name: str, label: str, type_: str = "STRING", required: bool = False, sensitive: bool = False) -> Dict[str, Any]:
-    return {"name": name, "label": label, "description": f"{label} used by the function", "type": type_, "required": required, "sensitive": sensitive}
+def _setting(
+    name: str, label: str, type_: str = "STRING", required: bool = False, sensitive: bool = False
+) -> Dict[str, Any]:
+    return {
+        "name": name,
+        "label": label,
+        "description": f"{label} used by the function",
+        "type": type_,
+        "required": required,
+        "sensitive": sensitive,
+    }
 
 
 FUNCTION_TEMPLATES: Dict[str, FunctionTemplate] = {
@@ -401,10 +515,14 @@ async function onTrack(event, settings) {
 }
 
 async function onIdentify(event, settings) {
-  await fetch('https://crm.example.com/v2/contacts?token=<secret>', { method: 'PUT', body: JSON.stringify(event.traits) })
+  const body = JSON.stringify(event.traits)
+  await fetch('https://crm.example.com/v2/contacts?token=<secret>', { method: 'PUT', body })
 }
 """,
-            (_setting("apiKey", "API Key", required=True, sensitive=True), _setting("eventNames", "Event names", "ARRAY")),
+            (
+                _setting("apiKey", "API Key", required=True, sensitive=True),
+                _setting("eventNames", "Event names", "ARRAY"),
+            ),
         ),
         FunctionTemplate(
             "INSERT_DESTINATION",
@@ -521,5 +639,9 @@ def stable_id(*parts: str, length: int = 22) -> str:
 
 # Built once: every item of a catalog entry embeds the same (read-only) object.
 SOURCE_METADATA: Dict[str, Dict[str, Any]] = {entry[0]: source_metadata(*entry[:4]) for entry in SOURCE_CATALOG}
-DESTINATION_METADATA: Dict[str, Dict[str, Any]] = {entry[0]: destination_metadata(*entry[:4]) for entry in DESTINATION_CATALOG}
-WAREHOUSE_METADATA: Dict[str, Dict[str, Any]] = {entry[0]: warehouse_metadata(*entry[:3]) for entry in WAREHOUSE_CATALOG}
+DESTINATION_METADATA: Dict[str, Dict[str, Any]] = {
+    entry[0]: destination_metadata(*entry[:4]) for entry in DESTINATION_CATALOG
+}
+WAREHOUSE_METADATA: Dict[str, Dict[str, Any]] = {
+    entry[0]: warehouse_metadata(*entry[:3]) for entry in WAREHOUSE_CATALOG
+}
