@@ -1,30 +1,34 @@
-"""The one HTTP layer: auth, the cursor paginator, envelope checks, error mapping, retries, pacing.
+"""The one HTTP layer: auth, the cursor paginator, envelope checks, the status policy, retries, pacing.
 
-Built on dlt's `RESTClient` (request loop, paginator protocol) and dlt's requests `Session`
-(timeouts). What Segment needs on top, and dlt lacks, lives here:
+Read top to bottom:
+- `STATUS_POLICY`: what each answer status means for the run, in one declared table (in the
+  spirit of Airbyte's `response_filters`);
+- `RetryPolicy`: how long to wait before the next attempt, by that table;
+- `SegmentSession`: dlt's requests `Session` whose `send` paces, sends, reads the rate-limit
+  headers, turns error statuses into typed errors and retries; every request of a client goes
+  through it, whoever builds the request;
 - `SegmentCursorPaginator`: `pagination[count]` / `pagination[cursor]` in, `data.pagination.next`
-  out; stops with an error on a repeated cursor or a runaway number of pages;
-- `SegmentRESTClient.extract_response`: the `{"data": {<key>: [...]}}` envelope is checked, so a
-  changed API fails loudly instead of loading nothing;
-- `RetryPolicy`: dlt's retry reads only `Retry-After`, which Segment never sends; Segment's 429
-  says how long to wait in its body (`msBeforeNext`). 5xx answers, dropped connections and
-  timeouts get bounded retries with exponential backoff and full jitter; 401 and other 4xx
-  answers are never retried;
-- `ratelimit.RateLimiter`: pacing before the limit is hit;
-- `raise_for_segment_status`: statuses become typed errors with actionable messages.
+  out; it stops with an error on a repeated cursor or a runaway number of pages;
+- `SegmentRESTClient`: dlt's `RESTClient` that checks the `{"data": {<key>: [...]}}` envelope of
+  every page, so a changed API fails loudly instead of loading nothing;
+- `SegmentClient`: one workspace's token, its session, limiter and statistics; `get` and `pages`.
+
+Why not dlt's own retrying client (`dlt.sources.helpers.requests.Client`): its retry reads only
+`Retry-After`, which Segment never sends (its 429 says how long to wait in the body,
+`msBeforeNext`); it counts 429 waits and 5xx retries against one budget (a long run against a
+tight rate limit would give up after 5 waits); and it would retry SSL errors, which never pass.
 The token travels only in the `Authorization` header set by `BearerTokenAuth`; it is never part
 of a URL, a log line or an error message.
 """
 
-import ipaddress
+import enum
 import json
 import logging
 import random
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
-from urllib.parse import urlsplit
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Type
 
 import requests
 from dlt.common.configuration import resolve_configuration
@@ -33,140 +37,144 @@ from dlt.common.jsonpath import JSONPath, compile_path
 from dlt.sources.helpers.requests.session import Session
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
-from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator, SinglePagePaginator
+from dlt.sources.helpers.rest_client.paginators import (
+    BasePaginator,
+    JSONResponseCursorPaginator,
+    SinglePagePaginator,
+)
 
 from segment_source import redaction
 from segment_source.errors import (
     SECRETS_HINT,
     ApiUnreachableError,
     AuthenticationError,
-    ConfigurationError,
     NotFoundError,
     PermissionDeniedError,
     SegmentApiError,
     UnexpectedResponseError,
 )
-from segment_source.ratelimit import RateLimiter
+from segment_source.ratelimit import RateLimit, RateLimiter, template_regex
+from segment_source.settings import SECTION
 
-BASE_URLS = {"us": "https://api.segmentapis.com", "eu": "https://eu1.api.segmentapis.com"}
 USER_AGENT = "segment-source (dlt)"
 FALLBACK_PAGE_SIZE = 200  # valid under every version of the API docs
 MAX_PAGES = 10_000  # 10 million items at 1000 a page: more means the API is looping
 MAX_RATE_LIMIT_WAITS = 30
 SNIPPET_LENGTH = 160
+DEADLINE_FACTOR = 3
+"""A request (connect and the whole body) must finish within this many `request_timeout`s: the
+timeout alone is per socket read, so a body that trickles in would never time out."""
+BODY_CHUNK = 64 * 1024
+
+TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+"""Failures of the transport itself: worth another attempt (SSL errors aside, see `RetryPolicy`)."""
 
 logger = logging.getLogger("segment_source")
 
 
-def resolve_base_url(region: str, base_url: Optional[str]) -> str:
-    """The API root for `region`, or `base_url` when given (https, or http on loopback only)."""
-    if base_url:
-        return check_base_url(
-            base_url, "segment_source", "e.g. https://api.segmentapis.com, or remove it and set region instead"
+# ---- what an answer's status means ---------------------------------------------------------
+
+
+class Action(enum.Enum):
+    FATAL = "the token is rejected: stop the workspace, never retry"
+    SKIP = "a feature or object the token cannot see: skip the table, load the rest"
+    MEDIA_TYPE = "ask again with the endpoint's versioned media type"
+    PAGE_SIZE = "ask again for 200 items from the same cursor, if the error names the page size"
+    WAIT = "wait as long as the body's msBeforeNext says, then ask again"
+    BACKOFF = "bounded retries with exponential backoff and full jitter"
+    FAIL = "the endpoint fails: its table keeps what it had"
+
+
+@dataclass(frozen=True)
+class StatusRule:
+    action: Action
+    error: Type[SegmentApiError] = SegmentApiError
+    """The error raised for the status (the caller decides by its class)."""
+
+
+STATUS_POLICY: Dict[int, StatusRule] = {
+    401: StatusRule(Action.FATAL, AuthenticationError),
+    403: StatusRule(Action.SKIP, PermissionDeniedError),
+    404: StatusRule(Action.SKIP, NotFoundError),
+    406: StatusRule(Action.MEDIA_TYPE),
+    422: StatusRule(Action.PAGE_SIZE),
+    429: StatusRule(Action.WAIT),
+}
+SERVER_ERROR_RULE = StatusRule(Action.BACKOFF)
+OTHER_ERROR_RULE = StatusRule(Action.FAIL)
+
+
+def rule_for(status: int) -> StatusRule:
+    """The rule of an error status (400 and above)."""
+    if status in STATUS_POLICY:
+        return STATUS_POLICY[status]
+    return SERVER_ERROR_RULE if status >= 500 else OTHER_ERROR_RULE
+
+
+def raise_for_segment_status(response: requests.Response, token_advice: str) -> None:
+    """Turn an error status into its rule's typed error; a 401 ends with `token_advice`."""
+    status = response.status_code
+    if status < 400:
+        return
+    endpoint, detail, rule = endpoint_of(response), _error_detail(response), rule_for(status)
+    if rule.action is Action.FATAL:
+        message = (
+            f"Segment at {_host(response)} rejected the API token ({status} {response.reason or ''}: {detail})."
+            f" The token is wrong, expired or revoked. {token_advice}"
         )
+    elif status == 403:
+        message = f"Segment refused {endpoint} (403 Forbidden: {detail})."
+    elif status == 404:
+        message = f"Segment has nothing at {endpoint} (404 Not Found: {detail})."
+    else:
+        message = f"Segment answered {status} to {endpoint}: {detail}."
+    raise rule.error(message, endpoint, response)
+
+
+# ---- retries -------------------------------------------------------------------------------
+
+
+class RetryPolicy:
+    """How long to wait before the next attempt after a failure, or whether to give up.
+
+    429 waits and transport/5xx retries have separate budgets: a run against a tight rate limit
+    waits as often as Segment asks (up to `MAX_RATE_LIMIT_WAITS`), and still gets every retry
+    for a flaky network."""
+
+    def __init__(self, max_attempts: int, backoff_factor: float, max_delay: float) -> None:
+        self.max_attempts = max(1, max_attempts)
+        self.backoff_factor = backoff_factor
+        self.max_delay = max_delay
+
+    def wait(self, failure: BaseException, attempt: int, rate_limited: int) -> Optional[float]:
+        """Seconds to wait before retrying after `failure`: the `attempt`-th failure that was not a
+        429, after `rate_limited` 429s. None: give up."""
+        if isinstance(failure, SegmentApiError):
+            action = rule_for(failure.status or 0).action
+            if action is Action.WAIT:
+                return None if rate_limited > MAX_RATE_LIMIT_WAITS else _ms_before_next(failure.response) / 1000 + 0.05
+            if action is not Action.BACKOFF:
+                return None
+        elif isinstance(failure, requests.exceptions.SSLError):
+            return None  # a certificate that fails verification will not pass on a retry
+        elif not isinstance(failure, TRANSIENT_ERRORS):
+            return None
+        if attempt >= self.max_attempts:
+            return None
+        # exponential backoff with full jitter: retries of many clients do not arrive together
+        return random.uniform(0, min(self.max_delay, self.backoff_factor * 2 ** (attempt - 1)))
+
+
+def _ms_before_next(response: Optional[requests.Response]) -> float:
+    """Segment's 429 body: {"errors": [{"data": {"msBeforeNext": 57647, ...}}]}."""
     try:
-        return BASE_URLS[str(region).strip().lower()]
-    except KeyError:
-        raise ConfigurationError(
-            f"region {region!r} is not a Segment region. Set [sources.segment_source] region in"
-            ' .dlt/config.toml (or SOURCES__SEGMENT_SOURCE__REGION) to "us" or "eu".'
-        ) from None
-
-
-def check_base_url(base_url: str, section: str, otherwise: str) -> str:
-    """`base_url` without a trailing slash, if it is https (or http to this machine only).
-    Errors name the setting in `[sources.<section>]`; `otherwise` says what else to do."""
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(
-            f"base_url {base_url!r} is not an http(s) URL. Set [sources.{section}] base_url"
-            f" (or SOURCES__{section.upper()}__BASE_URL) to an https:// URL, {otherwise}."
-        )
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ConfigurationError(
-            f"base_url {base_url!r} uses plain http to a host that is not this machine, so"
-            " the API token would travel in clear text. Use https:// (plain http is accepted"
-            " only for 127.0.0.1/localhost, e.g. the simulator)."
-        )
-    return base_url.rstrip("/")
-
-
-def _is_loopback(host: Optional[str]) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host or "").is_loopback
-    except ValueError:
-        return False
-
-
-@lru_cache(maxsize=None)
-def _compiled(path: str) -> JSONPath:
-    # A paginator per listing means thousands per run; jsonpath-ng rebuilds its parser on every
-    # parse (20 ms each with jsonpath-ng 1.8, what pip installs on Python 3.10), so compile each path once.
-    return compile_path(path)
-
-
-class SegmentCursorPaginator(JSONResponseCursorPaginator):
-    """Segment's cursor pagination, asking for `page_size` items per page (the Public API's
-    parameters unless told otherwise: the legacy Config API names them differently)."""
-
-    def __init__(
-        self,
-        page_size: int,
-        cursor_path: str = "data.pagination.next",
-        cursor_param: str = "pagination[cursor]",
-        count_param: str = "pagination[count]",
-    ) -> None:
-        super().__init__(cursor_path=_compiled(cursor_path), cursor_param=cursor_param)
-        self.count_param = count_param
-        self.page_size = page_size
-        self.cursor: Optional[str] = None
-        """The cursor of the page being asked for (None for the first)."""
-        self._seen_cursors: set = set()
-        self._pages = 0
-
-    def init_request(self, request: requests.Request) -> None:
-        request.params = dict(request.params or {}, **{self.count_param: self.page_size})
-        if self.cursor is not None:
-            request.params[self.cursor_param] = self.cursor
-
-    def update_state(self, response: requests.Response, data: Optional[List[Any]] = None) -> None:
-        super().update_state(response, data)
-        self._pages += 1
-        cursor = self._next_reference
-        if cursor is None:
-            return
-        total = parse_json(response).get("data", {}).get("pagination", {}).get("totalEntries")
-        expected_pages = -(-int(total) // self.page_size) if isinstance(total, (int, float)) else MAX_PAGES
-        if cursor in self._seen_cursors:
-            raise UnexpectedResponseError(
-                f"Segment returned the cursor {cursor!r} twice for {endpoint_of(response)}; stopping"
-                " instead of paging in a loop. Rerun later; if it persists, report it to Segment."
-            )
-        if self._pages >= min(MAX_PAGES, expected_pages + 2):
-            raise UnexpectedResponseError(
-                f"{endpoint_of(response)} kept returning a next page after {self._pages} pages"
-                f" ({total if total is not None else 'no'} items announced); stopping instead of paging forever."
-                " Rerun later; if it persists, report it to Segment."
-            )
-        self._seen_cursors.add(cursor)
-        self.cursor = cursor
-
-
-class SegmentRESTClient(RESTClient):
-    """`RESTClient` that checks the Public API envelope of every page."""
-
-    def extract_response(self, response: requests.Response, data_selector: Any) -> List[Any]:
-        key = str(data_selector).split(".", 1)[1]
-        data = _data(response)
-        items = data.get(key)
-        if not isinstance(items, list):
-            raise UnexpectedResponseError(
-                f"{endpoint_of(response)} answered without a list under data.{key} (data has keys"
-                f" {sorted(data)}). The Public API may have changed; please report this."
-            )
-        return items
+        for error in response.json().get("errors", []):  # type: ignore[union-attr]  # None: AttributeError below
+            value = (error.get("data") or {}).get("msBeforeNext")
+            if isinstance(value, (int, float)) and value >= 0:
+                return float(value)
+    except (ValueError, AttributeError):
+        pass
+    return 1000.0  # no hint: a short, polite pause
 
 
 @dataclass
@@ -180,42 +188,208 @@ class RequestStats:
     by_reason: Dict[str, int] = field(default_factory=dict)
 
 
-class RetryPolicy:
-    """Which failures are retried, and how long to wait before the next attempt."""
+class MediaTypes:
+    """Which versioned media type to ask of an endpoint that refuses `application/json` with 406.
 
-    def __init__(self, max_attempts: int, backoff_factor: float, max_delay: float) -> None:
-        self.max_attempts = max(1, max_attempts)
-        self.backoff_factor = backoff_factor
-        self.max_delay = max_delay
+    Every request asks `application/json` first, which Segment forwards to the endpoint's most
+    stable version (notes.md 1.2). An endpoint that answers 406 instead is asked once more with its
+    declared media type (`Endpoint.version`), and every later request to it asks that directly."""
 
-    def wait(self, failure: BaseException, attempt: int, rate_limited: int) -> Optional[float]:
-        """Seconds to wait before retrying after `failure`, or None to give up."""
-        if isinstance(failure, SegmentApiError) and failure.status == 429:
-            if rate_limited > MAX_RATE_LIMIT_WAITS:
-                return None
-            return _ms_before_next(failure.response) / 1000 + 0.05
-        if isinstance(failure, requests.exceptions.SSLError):
-            return None  # a certificate that fails verification will not pass on a retry
-        retriable = isinstance(
-            failure, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
-        )
-        retriable = retriable or (isinstance(failure, SegmentApiError) and (failure.status or 0) >= 500)
-        if not retriable or attempt >= self.max_attempts:
-            return None
-        # exponential backoff with full jitter: retries of many clients do not arrive together
-        return random.uniform(0, min(self.max_delay, self.backoff_factor * 2 ** (attempt - 1)))
+    def __init__(self, declared: Sequence[Tuple[str, str]] = ()) -> None:
+        """`declared`: (path template with `{id}`, media type) per endpoint."""
+        self._declared = [(template_regex(template), template, media_type) for template, media_type in declared]
+        self._chosen: Dict[str, str] = {}
+        """Path template -> media type, once an endpoint has asked for it."""
+
+    def chosen(self, path: str) -> Optional[str]:
+        found = self._find(path)
+        return self._chosen.get(found[0]) if found else None
+
+    def choose(self, path: str) -> bool:
+        """Remember the declared media type of `path`'s endpoint; False if it declares none."""
+        found = self._find(path)
+        if found is None:
+            return False
+        self._chosen[found[0]] = found[1]
+        return True
+
+    def _find(self, path: str) -> Optional[Tuple[str, str]]:
+        for regex, template, media_type in self._declared:
+            if regex.match(path):
+                return template, media_type
+        return None
 
 
-def _ms_before_next(response: Optional[requests.Response]) -> float:
-    """Segment's 429 body: {"errors": [{"data": {"msBeforeNext": 57647, ...}}]}."""
-    try:
-        for error in response.json().get("errors", []):  # type: ignore[union-attr]
-            value = (error.get("data") or {}).get("msBeforeNext")
-            if isinstance(value, (int, float)) and value >= 0:
-                return float(value)
-    except (ValueError, AttributeError):
-        pass
-    return 1000.0  # no hint: a short, polite pause
+class SegmentSession(Session):
+    """dlt's requests `Session` (timeouts) with Segment's transport policy in `send`: pace, send
+    within a deadline, read the rate-limit headers, raise typed errors, retry by `RetryPolicy`."""
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        limiter: RateLimiter,
+        media_types: "MediaTypes",
+        stats: RequestStats,
+        timeout: float,
+        token_advice: str,
+    ) -> None:
+        super().__init__(timeout=timeout, raise_for_status=False)
+        self.policy, self.limiter, self.stats, self.token_advice = policy, limiter, stats, token_advice
+        self.deadline = DEADLINE_FACTOR * timeout
+        self.media_types = media_types
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        attempt, rate_limited = 0, 0
+        path = _path(request.url)
+        while True:
+            attempt += 1
+            media_type = self.media_types.chosen(path)
+            if media_type:
+                request.headers["Accept"] = media_type
+            self.limiter.before(request.url or "")
+            self.stats.requests += 1
+            try:
+                response = self._send_within_deadline(request, **kwargs)
+                self.limiter.observe(response.headers)
+                raise_for_segment_status(response, self.token_advice)
+                return response
+            except SegmentApiError as failure:
+                if failure.status == 406 and not media_type and self.media_types.choose(path):
+                    attempt -= 1  # not a retry: the same request in the form the endpoint speaks
+                    logger.info("GET %s answered 406; asking for %s", path, self.media_types.chosen(path))
+                    continue
+                rate_limited += failure.status == 429
+                self._wait_or_raise(request, failure, attempt - rate_limited, rate_limited)
+            except TRANSIENT_ERRORS as failure:
+                self._wait_or_raise(request, failure, attempt - rate_limited, rate_limited)
+
+    def _send_within_deadline(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        """Send, then read the body in chunks until it is complete or the deadline has passed."""
+        deadline = time.monotonic() + self.deadline
+        kwargs["stream"] = True
+        response = super().send(request, **kwargs)
+        chunks = []
+        try:
+            for chunk in response.iter_content(BODY_CHUNK):
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise requests.Timeout(
+                        f"GET {_path(request.url)} sent its body too slowly: not complete after {self.deadline:.0f} s"
+                    )
+        finally:
+            response.close()
+        response._content = b"".join(chunks)  # what requests does itself when it reads the body
+        return response
+
+    def _wait_or_raise(self, request: requests.PreparedRequest, failure: Exception, attempt: int, limited: int) -> None:
+        delay = self.policy.wait(failure, attempt, limited)
+        if delay is None:
+            raise failure
+        reason = f"{failure.status}" if isinstance(failure, SegmentApiError) else type(failure).__name__
+        self.stats.retries += 1
+        self.stats.rate_limited += reason == "429"
+        self.stats.by_reason[reason] = self.stats.by_reason.get(reason, 0) + 1
+        self.stats.waited_seconds += delay
+        logger.info("GET %s answered %s; retrying in %.2fs", _path(request.url), reason, delay)
+        time.sleep(delay)
+
+
+# ---- pages ---------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=None)
+def _compiled(path: str) -> JSONPath:
+    # A paginator per listing means thousands per run; jsonpath-ng rebuilds its parser on every
+    # parse (20 ms each with jsonpath-ng 1.8, what pip installs on Python 3.10): compile once.
+    return compile_path(path)
+
+
+class SegmentCursorPaginator(JSONResponseCursorPaginator):
+    """Segment's cursor pagination, asking for `page_size` items per page (the Public API's
+    parameters unless told otherwise: the legacy Config API names them differently).
+
+    The runaway guard counts pages by the items actually served: a server that serves fewer
+    items a page than asked for is not taken for one that pages forever."""
+
+    def __init__(
+        self,
+        page_size: int,
+        cursor_path: str = "data.pagination.next",
+        cursor_param: str = "pagination[cursor]",
+        count_param: str = "pagination[count]",
+    ) -> None:
+        super().__init__(cursor_path=_compiled(cursor_path), cursor_param=cursor_param)
+        self.page_cursor_param = cursor_param
+        self.count_param = count_param
+        self.page_size = page_size
+        self.cursor: Optional[str] = None
+        """The cursor of the page being asked for (None for the first)."""
+        self.served = 0
+        """Items served so far."""
+        self.total: Optional[int] = None
+        """`totalEntries` as the last page announced it (the API may omit it)."""
+        self._seen_cursors: set = set()
+        self._pages = 0
+
+    def init_request(self, request: requests.Request) -> None:
+        params: Dict[str, Any] = dict(request.params or {})  # type: ignore[arg-type]  # a dict, as built by RESTClient
+        params[self.count_param] = self.page_size
+        if self.cursor is not None:
+            params[self.page_cursor_param] = self.cursor
+        request.params = params
+
+    def update_state(self, response: requests.Response, data: Optional[List[Any]] = None) -> None:
+        super().update_state(response, data)
+        self._pages += 1
+        self.served += len(data or [])
+        total = parse_json(response).get("data", {}).get("pagination", {}).get("totalEntries")
+        self.total = int(total) if isinstance(total, (int, float)) else None
+        cursor = self._next_reference
+        if cursor is None:
+            return
+        if cursor in self._seen_cursors:
+            raise UnexpectedResponseError(
+                f"Segment returned the cursor {cursor!r} twice for {endpoint_of(response)}; stopping"
+                " instead of paging in a loop. Rerun later; if it persists, report it to Segment."
+            )
+        if self._pages >= min(MAX_PAGES, self._expected_pages() + 2):
+            raise UnexpectedResponseError(
+                f"{endpoint_of(response)} kept returning a next page after {self._pages} pages"
+                f" ({total if total is not None else 'no'} items announced); stopping instead of paging forever."
+                " Rerun later; if it persists, report it to Segment."
+            )
+        self._seen_cursors.add(cursor)
+        self.cursor = cursor
+
+    def _expected_pages(self) -> int:
+        """Pages the announced total needs at the page size actually served so far."""
+        if self.total is None:
+            return MAX_PAGES
+        served_per_page = max(1, self.served // self._pages)
+        return -(-self.total // served_per_page)
+
+
+class SegmentRESTClient(RESTClient):
+    """`RESTClient` that checks the Public API envelope of every page; `data_selector` is the
+    items key under `data`."""
+
+    def extract_response(self, response: requests.Response, data_selector: Any) -> List[Any]:
+        data = _data(response)
+        items = data.get(data_selector)
+        if not isinstance(items, list):
+            raise UnexpectedResponseError(
+                f"{endpoint_of(response)} answered without a list under data.{data_selector} (data has keys"
+                f" {sorted(data)}). The Public API may have changed; please report this."
+            )
+        return items
+
+
+@dataclass
+class Listing:
+    """What one listing read: its items as served and the total it announced (for consistency checks)."""
+
+    served: int = 0
+    total: Optional[int] = None
 
 
 class SegmentClient:
@@ -226,8 +400,8 @@ class SegmentClient:
     messages which settings to fix (`config_section`, `token_advice`).
     """
 
-    rest_client_class = SegmentRESTClient
-    config_section = "segment_source"
+    rest_client_class: Type[RESTClient] = SegmentRESTClient
+    config_section = SECTION
     token_advice = f"Create a new Public API token in Segment and {SECRETS_HINT}."
     """What to do when Segment rejects the token (401)."""
 
@@ -235,18 +409,22 @@ class SegmentClient:
         self,
         base_url: str,
         api_key: str,
-        limits: List[Tuple[str, int, bool]] = (),
+        limits: Sequence[RateLimit] = (),
+        media_types: Sequence[Tuple[str, str]] = (),
         policy: Optional[RetryPolicy] = None,
-    ) -> None:  # type: ignore[assignment]
+    ) -> None:
+        """`limits`: the endpoints' own rate limits; `media_types`: (path template, versioned media
+        type) of the endpoints, asked for after a 406."""
         self.base_url = base_url
         self.stats = RequestStats()
-        self.limiter = RateLimiter(list(limits))
+        self.limiter = RateLimiter(limits)
         runtime = resolve_configuration(RuntimeConfiguration())
         self.policy = policy or RetryPolicy(
             runtime.request_max_attempts, runtime.request_backoff_factor, runtime.request_max_retry_delay
         )
-        session = Session(timeout=runtime.request_timeout, raise_for_status=False)
-        session.send = self._sender(session.send)  # type: ignore[method-assign]
+        session = SegmentSession(
+            self.policy, self.limiter, MediaTypes(media_types), self.stats, runtime.request_timeout, self.token_advice
+        )
         self._rest = self.rest_client_class(
             base_url=base_url,
             headers={"Accept": "application/json", "User-Agent": USER_AGENT},
@@ -268,14 +446,20 @@ class SegmentClient:
             )
         return data[key]
 
-    def paginator(self, page_size: Optional[int]) -> Any:
+    def paginator(self, page_size: Optional[int]) -> BasePaginator:
         """A fresh paginator for one listing; `page_size` None: a single page."""
         return SegmentCursorPaginator(page_size) if page_size else SinglePagePaginator()
 
     def pages(
-        self, path: str, key: str, page_size: Optional[int], params: Optional[Mapping[str, str]] = None
+        self,
+        path: str,
+        key: str,
+        page_size: Optional[int],
+        params: Optional[Mapping[str, str]] = None,
+        listing: Optional[Listing] = None,
     ) -> Iterator[List[Dict[str, Any]]]:
-        """The pages of a list endpoint, asking for `page_size` items per page.
+        """The pages of a list endpoint (items under `key`), asking for `page_size` items per page.
+        `listing`, if given, is filled with what was served and announced.
 
         A 422 that names the page size (an API that still caps pages at 200) switches to 200
         items and carries on from the same cursor.
@@ -283,81 +467,50 @@ class SegmentClient:
         paginator = self.paginator(page_size)
         while True:
             pages = self._rest.paginate(
-                path,
-                params=dict(params or {}),
-                paginator=paginator,
-                data_selector=f"data.{key}",
-                hooks={"response": []},
+                path, params=dict(params or {}), paginator=paginator, data_selector=key, hooks={"response": []}
             )
             try:
                 while True:
                     page = self._call(path, lambda pages=pages: next(pages, None))
                     if page is None:
-                        return
+                        break
+                    if listing is not None:
+                        listing.served += len(page)
                     yield list(page)
             except SegmentApiError as ex:
-                if not (
-                    ex.status == 422
-                    and isinstance(paginator, SegmentCursorPaginator)
-                    and paginator.page_size > FALLBACK_PAGE_SIZE
-                    and "count" in str(ex)
-                ):
+                if not self._smaller_pages(paginator, ex):
                     raise
-                logger.warning(
-                    "%s refused %s items a page; asking for %s.", ex.endpoint, paginator.page_size, FALLBACK_PAGE_SIZE
-                )
-                paginator.page_size = FALLBACK_PAGE_SIZE
+                paginator.page_size = FALLBACK_PAGE_SIZE  # type: ignore[attr-defined]  # checked just above
+                continue
+            if listing is not None and isinstance(paginator, SegmentCursorPaginator):
+                listing.total = paginator.total
+            return
 
-    def _sender(self, send: Any) -> Any:
-        """Wrap `Session.send`: pace, send, read the rate-limit headers, raise, retry."""
-
-        def send_with_policy(request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-            attempt, rate_limited = 0, 0
-            while True:
-                attempt += 1
-                self.limiter.before(request.url)
-                self.stats.requests += 1
-                try:
-                    response = send(request, **kwargs)
-                    self.limiter.observe(response.headers)
-                    raise_for_segment_status(response, self.token_advice)
-                    return response
-                except (
-                    SegmentApiError,
-                    requests.ConnectionError,
-                    requests.Timeout,
-                    requests.exceptions.ChunkedEncodingError,
-                ) as failure:
-                    rate_limited += isinstance(failure, SegmentApiError) and failure.status == 429
-                    delay = self.policy.wait(failure, attempt - rate_limited, rate_limited)
-                    if delay is None:
-                        raise
-                    reason = f"{failure.status}" if isinstance(failure, SegmentApiError) else type(failure).__name__
-                    self.stats.retries += 1
-                    self.stats.rate_limited += reason == "429"
-                    self.stats.by_reason[reason] = self.stats.by_reason.get(reason, 0) + 1
-                    self.stats.waited_seconds += delay
-                    logger.info(
-                        "%s %s answered %s; retrying in %.2fs",
-                        request.method,
-                        urlsplit(request.url).path,
-                        reason,
-                        delay,
-                    )
-                    time.sleep(delay)
-
-        return send_with_policy
+    @staticmethod
+    def _smaller_pages(paginator: BasePaginator, ex: SegmentApiError) -> bool:
+        if not (
+            rule_for(ex.status or 0).action is Action.PAGE_SIZE
+            and isinstance(paginator, SegmentCursorPaginator)
+            and paginator.page_size > FALLBACK_PAGE_SIZE
+            and "count" in str(ex)
+        ):
+            return False
+        logger.warning(
+            "%s refused %s items a page; asking for %s.", ex.endpoint, paginator.page_size, FALLBACK_PAGE_SIZE
+        )
+        return True
 
     def _call(self, path: str, fn: Any) -> Any:
+        """`fn()`, with what is left of a failure after every retry said in one paragraph."""
         try:
             return fn()
         except SegmentApiError as ex:
-            if ex.status == 429 or (ex.status or 0) >= 500:
+            if rule_for(ex.status or 0).action in (Action.WAIT, Action.BACKOFF):
                 raise SegmentApiError(
                     f"{ex} Gave up after {self.policy.max_attempts} attempts; rerun later.", ex.endpoint, ex.response
                 ) from None
             raise
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as ex:
+        except TRANSIENT_ERRORS as ex:
             if isinstance(ex, requests.exceptions.SSLError):
                 raise ApiUnreachableError(
                     f"The TLS certificate of {self.base_url} could not be verified, so no request was sent"
@@ -370,30 +523,19 @@ class SegmentClient:
             ) from None
 
 
-def raise_for_segment_status(response: requests.Response, token_advice: str = SegmentClient.token_advice) -> None:
-    """Turn an error status into the matching typed error; a 401 ends with `token_advice`."""
-    status = response.status_code
-    if status < 400:
-        return
-    endpoint = endpoint_of(response)
-    detail = _error_detail(response)
-    host = urlsplit(response.url).netloc
-    if status == 401:
-        raise AuthenticationError(
-            f"Segment at {host} rejected the API token (401 Unauthorized: {detail}). The token is"
-            f" wrong, expired or revoked. {token_advice}",
-            endpoint,
-            response,
-        )
-    if status == 403:
-        raise PermissionDeniedError(f"Segment refused {endpoint} (403 Forbidden: {detail}).", endpoint, response)
-    if status == 404:
-        raise NotFoundError(f"Segment has nothing at {endpoint} (404 Not Found: {detail}).", endpoint, response)
-    raise SegmentApiError(f"Segment answered {status} to {endpoint}: {detail}.", endpoint, response)
+# ---- reading answers -----------------------------------------------------------------------
 
 
 def endpoint_of(response: requests.Response) -> str:
-    return f"GET {urlsplit(response.url).path}"
+    return f"GET {_path(response.url)}"
+
+
+def _path(url: Optional[str]) -> str:
+    return requests.utils.urlparse(url or "").path
+
+
+def _host(response: requests.Response) -> str:
+    return requests.utils.urlparse(response.url).netloc
 
 
 def parse_json(response: requests.Response) -> Any:
@@ -431,7 +573,7 @@ def _error_detail(response: requests.Response) -> str:
     try:
         body = response.json()
         if isinstance(body.get("error"), str):
-            return body["error"][:300]
+            return str(body["error"])[:300]
         messages = [e.get("message") or e.get("type") for e in body.get("errors") if isinstance(e, dict)]
         if messages:
             return "; ".join(str(m) for m in messages)[:300]

@@ -24,21 +24,16 @@ import requests
 from dlt.common.typing import TSecretValue
 from dlt.extract.resource import DltResource
 from dlt.sources.helpers.rest_client import RESTClient
-from dlt.sources.helpers.rest_client.paginators import SinglePagePaginator
+from dlt.sources.helpers.rest_client.paginators import BasePaginator, SinglePagePaginator
 
-from segment_source.client import (
-    SegmentClient,
-    SegmentCursorPaginator,
-    body_snippet,
-    check_base_url,
-    endpoint_of,
-    parse_json,
-)
-from segment_source.endpoints import RULE_KEY, Endpoint, Row
+from segment_source.client import SegmentClient, SegmentCursorPaginator, body_snippet, endpoint_of, parse_json
+from segment_source.endpoints import RULE_KEY, EmbeddedEndpoint, Endpoint, Row
 from segment_source.errors import ConfigurationError, NotFoundError, PermissionDeniedError, UnexpectedResponseError
-from segment_source.reader import EmbeddedEndpoint, WorkspaceReader
+from segment_source.ratelimit import RateLimit
+from segment_source.reader import WorkspaceReader
 from segment_source.report import RunReport
-from segment_source.source import endpoint_resource
+from segment_source.settings import check_base_url, where
+from segment_source.tables import endpoint_resource
 
 SECTION = "segment_config_api"
 DEFAULT_BASE_URL = "https://platform.segmentapis.com/v1beta"
@@ -66,7 +61,7 @@ class ConfigApiRESTClient(RESTClient):
     """`RESTClient` that checks the Config API's envelope: the items under a top-level key."""
 
     def extract_response(self, response: requests.Response, data_selector: Any) -> List[Any]:
-        key = str(data_selector).split(".", 1)[1]  # SegmentClient.pages asks for "data.<key>"
+        key = data_selector  # the items key
         body = parse_json(response)
         items = body.get(key) if isinstance(body, dict) else None
         if not isinstance(items, list):
@@ -85,7 +80,7 @@ class ConfigApiClient(SegmentClient):
     config_section = SECTION
     token_advice = f"{NO_NEW_TOKENS} To use a Config API token that works, {SETTINGS_HINT}."
 
-    def paginator(self, page_size: Optional[int]) -> Any:
+    def paginator(self, page_size: Optional[int]) -> BasePaginator:
         if not page_size:
             return SinglePagePaginator()
         return SegmentCursorPaginator(
@@ -100,8 +95,7 @@ class ConfigApiClient(SegmentClient):
         except (NotFoundError, PermissionDeniedError) as ex:
             raise ConfigurationError(
                 f"The Config API has no workspace {_last(path)!r} for this token ({ex.status}). Set"
-                f" [sources.{SECTION}] workspace (or SOURCES__SEGMENT_CONFIG_API__WORKSPACE) to the slug of the"
-                " token's workspace, as in app.segment.com/<slug>/."
+                f" {where(SECTION, 'workspace')} to the slug of the token's workspace, as in app.segment.com/<slug>/."
             ) from None
 
     def unwrap(self, response: requests.Response, key: str) -> Any:
@@ -134,7 +128,8 @@ def _last(name: Any) -> Optional[str]:
 
 def config_settings(entries: Any) -> Dict[str, Any]:
     """`[{"name": ".../config/apiKey", "value": v}]` as the Public API's settings `{"apiKey": v}`."""
-    return {_last(e.get("name")): e.get("value") for e in entries or [] if isinstance(e, dict) and _last(e.get("name"))}
+    named = ((_last(e.get("name")), e.get("value")) for e in entries or [] if isinstance(e, dict))
+    return {name: value for name, value in named if name}
 
 
 def workspace_row(item: Row, parent: Row) -> Row:
@@ -218,7 +213,15 @@ def config_api_endpoints(workspace: str) -> List[Endpoint]:
     source: the source's id is its resource name, which is also the path of its destinations."""
     root = f"/workspaces/{workspace}"
     return [
-        Endpoint("workspace", root, "workspace", page_size=None, is_object=True, shape=workspace_row),
+        Endpoint(
+            "workspace",
+            root,
+            "workspace",
+            page_size=None,
+            is_object=True,
+            identifies_workspace=True,
+            shape=workspace_row,
+        ),
         Endpoint(
             "sources",
             f"{root}/sources",
@@ -295,12 +298,12 @@ def segment_config_api(
         raise ConfigurationError(
             f"workspace {str(workspace)[:60]!r} is not a workspace slug"
             " (letters, digits, - and _, as in app.segment.com/<slug>/)."
-            f' Set [sources.{SECTION}] workspace (or SOURCES__SEGMENT_CONFIG_API__WORKSPACE) to e.g. "my-company".'
+            f' Set {where(SECTION, "workspace")} to e.g. "my-company".'
         )
     url = check_base_url(base_url, SECTION, f"or remove it to use {DEFAULT_BASE_URL}") if base_url else DEFAULT_BASE_URL
     endpoints = config_api_endpoints(workspace)
     destinations = f"{urlsplit(url).path}/workspaces/{workspace}/sources/{{source}}/destinations"
-    client = ConfigApiClient(url, token, [(destinations, DESTINATIONS_PER_MINUTE, False)])
+    client = ConfigApiClient(url, token, [RateLimit(destinations, DESTINATIONS_PER_MINUTE)])
     reader = WorkspaceReader(client, f"workspace {workspace}", fingerprint_key, endpoints=endpoints)
     report = report if report is not None else RunReport()
     report.readers = [reader]

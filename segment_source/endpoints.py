@@ -6,7 +6,9 @@ Facts (paths, items keys, page limits, rate limits, secret fields) come from `sh
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from segment_source.ratelimit import RateLimit
 
 MAX_PAGE_SIZE = 1000  # PaginationInput.count: 1..1000 since API 73
 AUDIENCES_MAX_PAGE_SIZE = 200  # ListAudiencesPaginationInput.count: 1..200
@@ -15,7 +17,8 @@ HISTORY_SUFFIX = "_history"
 RULE_KEY = ("tracking_plan_id", "type", "key", "version")
 FUNCTION_RESOURCE_TYPES = ("DESTINATION", "INSERT_DESTINATION", "INSERT_SOURCE", "INSERT_TRANSFORMATION", "SOURCE")
 
-Row = Dict[str, object]
+Row = Dict[str, Any]
+"""An API item or a row to load: JSON."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,14 @@ class Endpoint:
     """Loaded unless resources are selected explicitly; heavy or slow endpoints are opt-in."""
     history: bool = True
     """Also keep every version in `<table>_history` (not for append-only incremental endpoints)."""
+    identifies_workspace: bool = False
+    """The object endpoint that identifies the token's workspace (`GET /`): read first, once."""
+    version: str = "v1"
+    """The endpoint's most stable API version (endpoints.json `versions`), asked for after a 406."""
+
+    @property
+    def media_type(self) -> str:
+        return f"application/vnd.segment.{self.version}+json"
 
     @property
     def columns(self) -> Dict[str, Dict[str, object]]:
@@ -95,6 +106,25 @@ class Endpoint:
     @property
     def key(self) -> Tuple[str, ...]:
         return ("workspace_id", *self.primary_key)
+
+
+@dataclass(frozen=True)
+class EmbeddedEndpoint(Endpoint):
+    """A child endpoint without requests of its own: its items come inside each parent item (the
+    legacy Config API's tracking plans carry their rules). `path` is not requested."""
+
+    items_of: Callable[[Row], List[Row]] = lambda item: []
+    """The child items inside one parent API item."""
+
+
+def rate_limits(endpoints: Sequence[Endpoint], prefix: str = "") -> List[RateLimit]:
+    """The endpoints' own limits, for the client's pacing (`prefix`: the base URL's path)."""
+    return [RateLimit(prefix + e.path, e.rate_limit, e.rate_limit_per_parent) for e in endpoints if e.rate_limit]
+
+
+def media_types(endpoints: Sequence[Endpoint], prefix: str = "") -> List[Tuple[str, str]]:
+    """(path template, versioned media type) of every endpoint that makes requests."""
+    return [(prefix + e.path, e.media_type) for e in endpoints if not isinstance(e, EmbeddedEndpoint)]
 
 
 def catalog_reference(item: Row, parent: Row) -> Row:
@@ -142,7 +172,7 @@ CATALOG_JSON = {
 }
 
 ENDPOINTS: List[Endpoint] = [
-    Endpoint("workspace", "/", "workspace", page_size=None, is_object=True),
+    Endpoint("workspace", "/", "workspace", page_size=None, is_object=True, identifies_workspace=True),
     Endpoint(
         "sources",
         "/sources",
@@ -161,7 +191,7 @@ ENDPOINTS: List[Endpoint] = [
         parent="warehouses",
         shape=link("warehouseId", "sourceId"),
     ),
-    Endpoint("spaces", "/spaces", "spaces", feature="Engage"),
+    Endpoint("spaces", "/spaces", "spaces", feature="Engage", version="v1alpha"),
     Endpoint(
         "segments",
         "/spaces/{id}/audiences",
@@ -181,6 +211,7 @@ ENDPOINTS: List[Endpoint] = [
         parent_key="spaceId",
         feature="Engage",
         rate_limit=25,
+        version="v1alpha",
     ),
     Endpoint("tracking_plans", "/tracking-plans", "trackingPlans", feature="Protocols"),
     Endpoint(
@@ -231,12 +262,13 @@ ENDPOINTS: List[Endpoint] = [
         settings_fields=("settings",),
         column_types={"reverse_etl_schedule": "json", "model_id": "text"},
         feature="Actions destinations",
+        version="v1alpha",
     ),
     Endpoint("users", "/users", "users", feature="Access Management (Workspace Owner)"),
     Endpoint("user_groups", "/groups", "userGroups", feature="Access Management (Workspace Owner)"),
     Endpoint("roles", "/roles", "roles", feature="Access Management (Workspace Owner)"),
     Endpoint("labels", "/labels", "labels", primary_key=("key", "value"), page_size=None),
-    Endpoint("reverse_etl_models", "/reverse-etl-models", "models", feature="Reverse ETL"),
+    Endpoint("reverse_etl_models", "/reverse-etl-models", "models", feature="Reverse ETL", version="v1alpha"),
     Endpoint(
         "transformations",
         "/transformations",
@@ -299,6 +331,4 @@ ENDPOINTS: List[Endpoint] = [
     ),
 ]
 
-BY_TABLE: Dict[str, Endpoint] = {e.table: e for e in ENDPOINTS}
-PARENT_TABLES = frozenset(e.parent for e in ENDPOINTS if e.parent)
 DEFAULT_TABLES = [e.table for e in ENDPOINTS if e.default]

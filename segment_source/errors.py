@@ -34,8 +34,8 @@ class MissingTokenError(ConfigurationError):
 class SegmentApiError(SegmentSourceError, requests.HTTPError):
     """Segment answered with an error status.
 
-    A subclass of `requests.HTTPError` carrying the response, so dlt's retry policy sees the
-    status code and retries 429 and 5xx answers.
+    A subclass of `requests.HTTPError` carrying the response: what it means for the run (retry,
+    skip, fail) is `client.STATUS_POLICY`'s to say, by the response's status.
     """
 
     def __init__(self, message: str, endpoint: str, response: Optional[requests.Response] = None) -> None:
@@ -138,7 +138,7 @@ def explain(ex: BaseException) -> "tuple[str | None, int]":
 
 def _chain(ex: BaseException) -> "list[BaseException]":
     seen: "list[BaseException]" = []
-    todo = [ex]
+    todo: "list[BaseException | None]" = [ex]
     while todo:
         current = todo.pop(0)
         if current is None or any(current is s for s in seen):

@@ -15,8 +15,9 @@ import re
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Deque, Dict, List, Optional, Tuple
+from typing import Deque, Dict, Mapping, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 MINUTE = 60.0
@@ -27,12 +28,22 @@ LOW_WATER = 5
 """From this many remaining requests on, the remaining budget is spread until the reset."""
 
 
+@dataclass(frozen=True)
+class RateLimit:
+    """An endpoint's own limit."""
+
+    path: str
+    """Path template, `{id}` for a parent's id (the full path under the base URL)."""
+    per_minute: int
+    per_parent: bool = False
+    """Counted per concrete path (per warehouse for syncs), not for the endpoint as a whole."""
+
+
 class RateLimiter:
     """Per-token pacing; one instance per `SegmentClient`."""
 
-    def __init__(self, limits: List[Tuple[str, int, bool]]) -> None:
-        """`limits`: (path template with `{id}`, requests per minute, counted per concrete path)."""
-        self._limits = [(_template_regex(t), per_minute, per_path, t) for t, per_minute, per_path in limits]
+    def __init__(self, limits: Sequence[RateLimit] = ()) -> None:
+        self._limits = [(template_regex(limit.path), limit) for limit in limits]
         self._windows: Dict[str, Deque[float]] = {}
         self._budget_pause_until = 0.0
         self._lock = threading.Lock()
@@ -58,9 +69,9 @@ class RateLimiter:
             self.waited_seconds += delay
             time.sleep(delay)
 
-    def observe(self, headers: "dict | object") -> None:
+    def observe(self, headers: Mapping[str, str]) -> None:
         """Read the token's remaining budget from an answer's `X-RateLimit-*` headers."""
-        remaining, reset = headers.get("X-RateLimit-Remaining"), headers.get("X-RateLimit-Reset")  # type: ignore[attr-defined]
+        remaining, reset = headers.get("X-RateLimit-Remaining"), headers.get("X-RateLimit-Reset")
         if remaining is None or reset is None:
             return
         try:
@@ -73,12 +84,13 @@ class RateLimiter:
                 self._budget_pause_until = time.monotonic() + seconds_to_reset / (left + 1)
 
     def _window(self, path: str) -> Optional[Tuple[Deque[float], int]]:
-        for regex, per_minute, per_path, template in self._limits:
+        for regex, limit in self._limits:
             if regex.match(path):
-                key = path if per_path else template
-                return self._windows.setdefault(key, deque()), per_minute
+                key = path if limit.per_parent else limit.path
+                return self._windows.setdefault(key, deque()), limit.per_minute
         return None
 
 
-def _template_regex(template: str) -> "re.Pattern[str]":
+def template_regex(template: str) -> "re.Pattern[str]":
+    """A regex for the concrete paths of a template: `/warehouses/{id}/syncs` matches `/warehouses/w1/syncs`."""
     return re.compile("^" + re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(template)) + "$")

@@ -3,18 +3,19 @@
 Rows are the API's items, shaped by their endpoint (catalog metadata reduced, links built),
 with secrets masked, the parent's id and `workspaceId` set. Parent lists (warehouses, spaces,
 tracking plans, destinations, functions) are fetched once per run and shared with their
-children. `read` also says which rows of the destination tables the rows it read replace (the
-merge scope): the whole workspace for a full listing, or only the changed parents' children.
+children. `read` returns a `Read`: the pages, and which rows of the destination tables they
+replace (the merge scope): the whole workspace for a full listing, or only the changed parents'
+children.
 """
 
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Dict, Generator, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Generator, Iterator, List, Optional, Sequence, Set, Tuple
 
 from segment_source import redaction
 from segment_source.client import SegmentClient
-from segment_source.endpoints import ENDPOINTS, Endpoint, Row
+from segment_source.endpoints import ENDPOINTS, EmbeddedEndpoint, Endpoint, Row
 from segment_source.errors import NotFoundError, UnexpectedResponseError
 
 _SQL_SAFE = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
@@ -22,17 +23,16 @@ FEATURE_PROBE = 3
 """A child endpoint whose first requests (up to this many) all answer 404 is missing as a
 feature; a 404 after that, or after a success, is a parent deleted mid-run."""
 
-Pages = Generator[List[Row], None, Optional[str]]
-"""Yields pages of rows; returns the SQL condition of the rows they replace (None: replace nothing)."""
 
+@dataclass
+class Read:
+    """One endpoint of one workspace, as read in this run."""
 
-@dataclass(frozen=True)
-class EmbeddedEndpoint(Endpoint):
-    """A child endpoint without requests of its own: its items come inside each parent item (the
-    legacy Config API's tracking plans carry their rules). `path` is not requested."""
-
-    items_of: Callable[[Row], List[Row]] = lambda item: []
-    """The child items inside one parent API item."""
+    pages: Iterator[List[Row]]
+    """The rows, a page at a time."""
+    scope: Optional[str]
+    """SQL condition on the destination tables of the rows these pages replace, once every page was
+    read (None: replace nothing; append-only endpoints merge by key)."""
 
 
 def sql_literal(value: Any) -> str:
@@ -59,10 +59,12 @@ class WorkspaceReader:
     ) -> None:
         self.client = client
         self._by_table = {e.table: e for e in endpoints}
-        self._workspace_endpoint = self._by_table["workspace"]
+        self._workspace_endpoint = next(e for e in endpoints if e.identifies_workspace)
         parents = {e.parent for e in endpoints if e.parent}
         self._parent_tables = frozenset(parents)
-        self._children_with_tests = {p: [e for e in endpoints if e.parent == p and e.only_for] for p in parents}
+        self._children_with_tests = {
+            p: [(e.table, e.only_for) for e in endpoints if e.parent == p and e.only_for] for p in parents
+        }
         self._embedded_children = {
             p: [e for e in endpoints if e.parent == p and isinstance(e, EmbeddedEndpoint)] for p in parents
         }
@@ -102,21 +104,18 @@ class WorkspaceReader:
     def scope(self) -> str:
         return f"workspace_id = {sql_literal(self.workspace_id)}"
 
-    def read(self, endpoint: Endpoint, state: Dict[str, Any]) -> Pages:
-        """The endpoint's rows, a page at a time. `state` is this workspace's resource state."""
-        if endpoint.table == "workspace":
-            yield [self._row(endpoint, self.info, {})]
-        elif endpoint.incremental and not endpoint.parent:
-            yield from self._read_incremental(endpoint, endpoint.path, state, "cursor", {})
-            return None
-        elif endpoint.table in self._parent_tables:
-            yield self._parent_rows(endpoint)
-        elif endpoint.parent:
-            return (yield from self._read_children(endpoint, state))
-        else:
-            for items in self._list(endpoint):
-                yield [self._row(endpoint, item, {}) for item in items]
-        return self.scope
+    def read(self, endpoint: Endpoint, state: Dict[str, Any]) -> Read:
+        """The endpoint's rows and their merge scope. `state` is this workspace's resource state.
+        Requests start here (the workspace, parent lists) and go on while the pages are read."""
+        if endpoint.identifies_workspace:
+            return Read(iter([[self._row(endpoint, self.info, {})]]), self.scope)
+        if endpoint.incremental and not endpoint.parent:
+            return Read(self._read_incremental(endpoint, endpoint.path, state, "cursor", {}), None)
+        if endpoint.table in self._parent_tables:
+            return Read(iter([self._parent_rows(endpoint)]), self.scope)
+        if endpoint.parent:
+            return self._read_children(endpoint, state)
+        return Read((self._rows(endpoint, items, {}) for items in self._list(endpoint)), self.scope)
 
     def _list(self, endpoint: Endpoint) -> Iterator[List[Row]]:
         """The API items of a top-level list, page by page: one listing per variant (functions per
@@ -132,63 +131,73 @@ class WorkspaceReader:
             rows = []
             for items in self._list(endpoint):
                 for item in items:
-                    for child in self._children_with_tests[endpoint.table]:
-                        if child.only_for(item):  # type: ignore[misc]
-                            self._eligible.setdefault(child.table, set()).add(item["id"])
+                    for table, test in self._children_with_tests[endpoint.table]:
+                        if test(item):
+                            self._eligible.setdefault(table, set()).add(item["id"])
                     rows.append(self._row(endpoint, item, {}))
                     for embedded in self._embedded_children[endpoint.table]:
                         self._embedded.setdefault(embedded.table, []).append((rows[-1], embedded.items_of(item)))
             self._parents[endpoint.table] = rows
         return self._parents[endpoint.table]
 
-    def _read_children(self, endpoint: Endpoint, state: Dict[str, Any]) -> Pages:
-        parents = self._parent_rows(self._by_table[endpoint.parent])  # type: ignore[index]
+    def _read_children(self, endpoint: Endpoint, state: Dict[str, Any]) -> Read:
+        assert endpoint.parent is not None
+        parents = self._parent_rows(self._by_table[endpoint.parent])
         if isinstance(endpoint, EmbeddedEndpoint):
-            for parent, items in self._embedded.get(endpoint.table, []):
-                yield [self._row(endpoint, item, parent) for item in items]
-            return self.scope
+            embedded = self._embedded.get(endpoint.table, [])
+            return Read((self._rows(endpoint, items, parent) for parent, items in embedded), self.scope)
         if endpoint.only_for:
             eligible = self._eligible.get(endpoint.table, set())
             parents = [p for p in parents if p["id"] in eligible]
         if endpoint.refetch_on:
-            return (yield from self._read_changed_children(endpoint, parents, state))
+            return self._read_changed_children(endpoint, parents, state)
+        if endpoint.incremental:
+            cursors = state.setdefault("cursors", {})
+            return Read(self._each_parent(endpoint, parents, cursors), None)
+        return Read(self._each_parent(endpoint, parents), self.scope)
+
+    def _each_parent(
+        self, endpoint: Endpoint, parents: List[Row], cursors: Optional[Dict[str, Any]] = None
+    ) -> Iterator[List[Row]]:
+        """The children of every parent, skipping parents deleted mid-run (see `_FeatureProbe`)."""
         probe = _FeatureProbe(len(parents))
         for parent in parents:
             path = endpoint.path.format(id=parent["id"])
-            if endpoint.incremental:
-                pages = self._read_incremental(endpoint, path, state.setdefault("cursors", {}), parent["id"], parent)
+            if cursors is not None:
+                pages = self._read_incremental(endpoint, path, cursors, parent["id"], parent)
             else:
                 pages = self._pages(endpoint, path, parent)
             probe.check((yield from self._skip_vanished(pages)))
-        return None if endpoint.incremental else self.scope
 
-    def _read_changed_children(self, endpoint: Endpoint, parents: List[Row], state: Dict[str, Any]) -> Pages:
-        """Children of the parents whose `refetch_on` field changed since the last run."""
-        versions = {str(p["id"]): p.get(endpoint.refetch_on) for p in parents}  # type: ignore[arg-type]
+    def _read_changed_children(self, endpoint: Endpoint, parents: List[Row], state: Dict[str, Any]) -> Read:
+        """Children of the parents whose `refetch_on` field changed since the last run; the scope is
+        those parents and the parents deleted since."""
+        assert endpoint.refetch_on is not None and endpoint.parent_key is not None
+        versions = {str(p["id"]): p.get(endpoint.refetch_on) for p in parents}
         known: Dict[str, Any] = state.get("versions", {})
         changed = [p for p in parents if str(p["id"]) not in known or known[str(p["id"])] != versions[str(p["id"])]]
-        deleted = set(known) - set(versions)
-        probe = _FeatureProbe(len(changed))
-        for parent in changed:
-            vanished = yield from self._skip_vanished(
-                self._pages(endpoint, endpoint.path.format(id=parent["id"]), parent)
-            )
-            probe.check(vanished)
-            if vanished:
-                versions.pop(str(parent["id"]))  # ask again next run
-        state["versions"] = versions
-        touched = sorted({str(p["id"]) for p in changed} | deleted)
-        if not touched:
-            return None
-        column = _snake(endpoint.parent_key)  # type: ignore[arg-type]
-        return f"{self.scope} AND {column} IN ({', '.join(sql_literal(t) for t in touched)})"
+        touched = sorted({str(p["id"]) for p in changed} | (set(known) - set(versions)))
+        column = _snake(endpoint.parent_key)
+        scope = f"{self.scope} AND {column} IN ({', '.join(sql_literal(t) for t in touched)})" if touched else None
+
+        def pages() -> Iterator[List[Row]]:
+            probe = _FeatureProbe(len(changed))
+            for parent in changed:
+                path = endpoint.path.format(id=parent["id"])
+                vanished = yield from self._skip_vanished(self._pages(endpoint, path, parent))
+                probe.check(vanished)
+                if vanished:
+                    versions.pop(str(parent["id"]))  # ask again next run
+            state["versions"] = versions  # only once every changed parent was read
+
+        return Read(pages(), scope)
 
     def _pages(self, endpoint: Endpoint, path: str, parent: Row) -> Iterator[List[Row]]:
         if endpoint.is_object:
             yield [self._row(endpoint, self.client.get(path, endpoint.data_key), parent)]
             return
         for items in self.client.pages(path, endpoint.data_key, endpoint.page_size):
-            yield [self._row(endpoint, item, parent) for item in items]
+            yield self._rows(endpoint, items, parent)
 
     @staticmethod
     def _skip_vanished(pages: Iterator[List[Row]]) -> Generator[List[Row], None, Optional[NotFoundError]]:
@@ -221,13 +230,16 @@ class WorkspaceReader:
             if fresh:
                 top = max(str(i[inc.cursor_field]) for i in fresh)
                 newest = top if newest is None or _parse_time(top) > _parse_time(newest) else newest
-                yield [self._row(endpoint, item, parent) for item in fresh]
+                yield self._rows(endpoint, fresh, parent)
             if not inc.start_param and len(fresh) < len(items):
                 break  # newest first: the rest of the listing is older than the cursor
         if newest is not None:
             cursors[key] = newest
 
     # ---- rows ------------------------------------------------------------------------------
+
+    def _rows(self, endpoint: Endpoint, items: List[Row], parent: Row) -> List[Row]:
+        return [self._row(endpoint, item, parent) for item in items]
 
     def _row(self, endpoint: Endpoint, item: Row, parent: Row) -> Row:
         if endpoint.shape is not None:
@@ -268,13 +280,3 @@ def _parse_time(value: Any) -> datetime:
 
 def _format_time(value: datetime) -> str:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def split_tokens(api_key: Any) -> Tuple[str, ...]:
-    """One token, or several: a TOML list, a JSON list, or a comma-separated string."""
-    import json
-
-    if isinstance(api_key, str) and api_key.strip().startswith("["):
-        api_key = json.loads(api_key)
-    values = api_key if isinstance(api_key, (list, tuple)) else str(api_key).split(",")
-    return tuple(dict.fromkeys(str(v).strip() for v in values if str(v).strip()))

@@ -74,7 +74,7 @@ def _count(client: Any, table: str) -> int:
 
 def describe_location(pipeline: dlt.Pipeline) -> str:
     """Where the loaded tables are, without any password."""
-    credentials = pipeline.destination_client().config.credentials
+    credentials: Any = pipeline.destination_client().config.credentials  # the destination's own spec
     name = pipeline.destination.destination_name
     dataset = pipeline.dataset_name
     if name == "duckdb":

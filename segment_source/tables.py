@@ -1,0 +1,103 @@
+"""Current state plus history: how one endpoint's reads become a dlt resource and its tables.
+
+Per resource (say `sources`) and per run:
+- `sources` holds the current state, merged with `delete-insert` scoped to what this run read
+  completely (each workspace whose listing finished; for rules, the tracking plans that
+  changed): those rows are replaced, so a deleted object disappears and a renamed one shows its
+  new name, while rows of a workspace that failed, or of a feature the token cannot see, stay.
+- `sources_history` keeps every version (dlt's `scd2`), with `valid_from` / `valid_to`; the same
+  scope retires versions of objects that vanished.
+The scope is both the merge's `destination_scope` (which rows may go) and its `source_filter`
+(which loaded rows count), so rows of a workspace that failed half-way are discarded. An empty
+table marker goes out every run, so a workspace that now has no objects of a kind still gets its
+old rows removed. Append-only endpoints (audit events, sync reports) are merged by key instead.
+
+Why not dlt's `rest_api_resources`: several tokens feed one table with merges scoped per
+workspace; a child that 404s from the start means a missing feature, not a failed run; children
+are read again only for parents that changed; one table unions several listings (function
+types). Why not `dlt.sources.incremental`: cursors are kept per workspace and per parent (dlt's
+is one per resource, dlt#2429), a cursor may move only after a listing was read to its end, and
+`endTime` is pinned to the run's start; `WorkspaceReader` keeps them in the resource state.
+"""
+
+from typing import Any, Dict, Iterator, Sequence
+
+import dlt
+from dlt.extract.hints import make_hints
+from dlt.extract.resource import DltResource
+
+from segment_source.endpoints import HISTORY_SUFFIX, Endpoint
+from segment_source.errors import NotFoundError, PermissionDeniedError, SegmentSourceError
+from segment_source.reader import WorkspaceReader
+from segment_source.report import RunReport
+
+VALIDITY_COLUMNS = ["valid_from", "valid_to"]
+NOTHING = "1 = 0"
+"""The merge scope before anything was read completely: delete, retire and insert nothing."""
+
+
+def endpoint_resource(
+    endpoint: Endpoint, readers: Sequence[WorkspaceReader], history: bool, report: RunReport
+) -> DltResource:
+    """The resource of one endpoint, read from every workspace, into its current (and history) table."""
+    tables = [endpoint.table, endpoint.table + HISTORY_SUFFIX] if history and endpoint.history else [endpoint.table]
+
+    def extract() -> Iterator[Any]:
+        state = dlt.current.resource_state()
+        scopes = []
+        for reader in readers:
+            if reader.failure is not None:
+                continue
+            try:
+                stateful = endpoint.incremental or endpoint.refetch_on
+                read = reader.read(endpoint, state.setdefault(reader.workspace_id, {}) if stateful else {})
+                for page in read.pages:
+                    for table in tables:
+                        yield dlt.mark.with_table_name(page, table)
+            except (PermissionDeniedError, NotFoundError) as ex:
+                report.skip(reader, endpoint, ex)
+                continue
+            except SegmentSourceError as ex:
+                reader.failure = ex
+                report.fail(reader, ex)
+                continue
+            if read.scope:
+                scopes.append(read.scope)
+        failures = [r.failure for r in readers]
+        if all(failures):
+            raise failures[0]  # type: ignore[misc]  # all set: the first is an exception
+        if endpoint.incremental or not scopes:
+            return
+        scope = " OR ".join(f"({s})" for s in scopes)
+        for table in tables:
+            hints = make_hints(**table_hints(endpoint, table, scope))
+            yield dlt.mark.with_hints(dlt.mark.materialize_table_schema(), hints, create_table_variant=True)
+
+    resource = dlt.resource(extract, name=endpoint.table, selected=endpoint.default)
+    for table in tables:
+        resource.apply_hints(create_table_variant=True, **table_hints(endpoint, table, NOTHING))
+    return resource
+
+
+def table_hints(endpoint: Endpoint, table: str, scope: str) -> Dict[str, Any]:
+    columns = endpoint.columns
+    if endpoint.incremental:
+        # append-only: rows are never deleted; a re-read overlap replaces the same keys
+        write_disposition: Dict[str, Any] = {"disposition": "merge", "strategy": "delete-insert"}
+        return dict(table_name=table, write_disposition=write_disposition, columns=columns, primary_key=endpoint.key)
+    if table.endswith(HISTORY_SUFFIX):
+        write_disposition = {
+            "disposition": "merge",
+            "strategy": "scd2",
+            "validity_column_names": VALIDITY_COLUMNS,
+            "destination_scope": scope,
+            "source_filter": scope,
+        }
+        return dict(table_name=table, write_disposition=write_disposition, columns=columns)
+    write_disposition = {
+        "disposition": "merge",
+        "strategy": "delete-insert",
+        "destination_scope": scope,
+        "source_filter": scope,
+    }
+    return dict(table_name=table, write_disposition=write_disposition, columns=columns, primary_key=endpoint.key)
