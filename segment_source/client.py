@@ -25,6 +25,7 @@ import enum
 import json
 import logging
 import random
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -179,13 +180,26 @@ def _ms_before_next(response: Optional[requests.Response]) -> float:
 
 @dataclass
 class RequestStats:
-    """What one client did: for logs, benchmarks and the fault-run report."""
+    """What one client did: for logs, benchmarks and the fault-run report. Requests of one client
+    run in several threads (the fan-out to children): counts change under a lock."""
 
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
     waited_seconds: float = 0.0
     by_reason: Dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def sent(self) -> None:
+        with self._lock:
+            self.requests += 1
+
+    def retried(self, reason: str, delay: float) -> None:
+        with self._lock:
+            self.retries += 1
+            self.rate_limited += reason == "429"
+            self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
+            self.waited_seconds += delay
 
 
 class MediaTypes:
@@ -247,7 +261,7 @@ class SegmentSession(Session):
             if media_type:
                 request.headers["Accept"] = media_type
             self.limiter.before(request.url or "")
-            self.stats.requests += 1
+            self.stats.sent()
             try:
                 response = self._send_within_deadline(request, **kwargs)
                 self.limiter.observe(response.headers)
@@ -286,10 +300,7 @@ class SegmentSession(Session):
         if delay is None:
             raise failure
         reason = f"{failure.status}" if isinstance(failure, SegmentApiError) else type(failure).__name__
-        self.stats.retries += 1
-        self.stats.rate_limited += reason == "429"
-        self.stats.by_reason[reason] = self.stats.by_reason.get(reason, 0) + 1
-        self.stats.waited_seconds += delay
+        self.stats.retried(reason, delay)
         logger.info("GET %s answered %s; retrying in %.2fs", _path(request.url), reason, delay)
         time.sleep(delay)
 
@@ -412,6 +423,7 @@ class SegmentClient:
         limits: Sequence[RateLimit] = (),
         media_types: Sequence[Tuple[str, str]] = (),
         policy: Optional[RetryPolicy] = None,
+        max_concurrency: int = 1,
     ) -> None:
         """`limits`: the endpoints' own rate limits; `media_types`: (path template, versioned media
         type) of the endpoints, asked for after a 406."""
@@ -425,6 +437,10 @@ class SegmentClient:
         session = SegmentSession(
             self.policy, self.limiter, MediaTypes(media_types), self.stats, runtime.request_timeout, self.token_advice
         )
+        # one kept-alive connection per concurrent request (requests keeps 10 per host by default)
+        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=max(10, max_concurrency))
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
         self._rest = self.rest_client_class(
             base_url=base_url,
             headers={"Accept": "application/json", "User-Agent": USER_AGENT},

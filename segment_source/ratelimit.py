@@ -45,7 +45,10 @@ class RateLimiter:
     def __init__(self, limits: Sequence[RateLimit] = ()) -> None:
         self._limits = [(template_regex(limit.path), limit) for limit in limits]
         self._windows: Dict[str, Deque[float]] = {}
-        self._budget_pause_until = 0.0
+        self._interval = 0.0
+        """Seconds between two requests while the token's budget is low (0: no pacing)."""
+        self._next_slot = 0.0
+        """The earliest moment the next request may leave: requests in several threads take turns."""
         self._lock = threading.Lock()
         self.waited_seconds = 0.0
 
@@ -53,7 +56,10 @@ class RateLimiter:
         """Sleep until a request to `url` fits the token budget and the endpoint's own limit."""
         path = urlsplit(url).path
         with self._lock:
-            delay = max(0.0, self._budget_pause_until - time.monotonic())
+            now = time.monotonic()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + self._interval
+            delay = slot - now
             window = self._window(path)
             if window is not None:
                 queue, per_minute = window
@@ -64,9 +70,8 @@ class RateLimiter:
                 if len(queue) >= per_minute:
                     delay = max(delay, queue[0] + span - time.monotonic())
                 queue.append(time.monotonic() + delay)
-            self._budget_pause_until = 0.0
+            self.waited_seconds += max(0.0, delay)
         if delay > 0:
-            self.waited_seconds += delay
             time.sleep(delay)
 
     def observe(self, headers: Mapping[str, str]) -> None:
@@ -79,9 +84,8 @@ class RateLimiter:
             seconds_to_reset = parsedate_to_datetime(reset).timestamp() - time.time()
         except (TypeError, ValueError):
             return
-        if left < LOW_WATER and seconds_to_reset > 0:
-            with self._lock:
-                self._budget_pause_until = time.monotonic() + seconds_to_reset / (left + 1)
+        with self._lock:
+            self._interval = seconds_to_reset / (left + 1) if left < LOW_WATER and seconds_to_reset > 0 else 0.0
 
     def _window(self, path: str) -> Optional[Tuple[Deque[float], int]]:
         for regex, limit in self._limits:

@@ -9,9 +9,11 @@ children.
 """
 
 import re
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Generator, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from segment_source import redaction
 from segment_source.client import SegmentClient
@@ -56,8 +58,11 @@ class WorkspaceReader:
         fingerprint_key: Optional[str] = None,
         start_date: Optional[datetime] = None,
         endpoints: Sequence[Endpoint] = ENDPOINTS,
+        max_concurrency: int = 1,
     ) -> None:
         self.client = client
+        self.max_concurrency = max(1, max_concurrency)
+        """Child requests (one listing per parent) in flight at once."""
         self._by_table = {e.table: e for e in endpoints}
         self._workspace_endpoint = next(e for e in endpoints if e.identifies_workspace)
         parents = {e.parent for e in endpoints if e.parent}
@@ -160,14 +165,53 @@ class WorkspaceReader:
         self, endpoint: Endpoint, parents: List[Row], cursors: Optional[Dict[str, Any]] = None
     ) -> Iterator[List[Row]]:
         """The children of every parent, skipping parents deleted mid-run (see `_FeatureProbe`)."""
-        probe = _FeatureProbe(len(parents))
-        for parent in parents:
+
+        def read_one(parent: Row) -> Iterator[List[Row]]:
             path = endpoint.path.format(id=parent["id"])
             if cursors is not None:
-                pages = self._read_incremental(endpoint, path, cursors, parent["id"], parent)
-            else:
-                pages = self._pages(endpoint, path, parent)
-            probe.check((yield from self._skip_vanished(pages)))
+                return self._read_incremental(endpoint, path, cursors, parent["id"], parent)
+            return self._pages(endpoint, path, parent)
+
+        for _, pages, _ in self._fan_out(parents, read_one):
+            yield from pages
+
+    def _fan_out(
+        self, parents: List[Row], read_one: Callable[[Row], Iterator[List[Row]]]
+    ) -> Iterator[Tuple[Row, List[List[Row]], Optional[NotFoundError]]]:
+        """(parent, its child pages, the 404 if it vanished) for every parent, in parent order.
+
+        Parents are read one at a time until a child answers (so a missing feature costs
+        `FEATURE_PROBE` requests, not one per parent), then up to `max_concurrency` at once: the
+        requests are independent, and each still goes through the token's pacing and the
+        endpoint's own limit. The order of the results does not depend on the concurrency."""
+
+        def attempt(parent: Row) -> Tuple[Row, List[List[Row]], Optional[NotFoundError]]:
+            try:
+                return parent, list(read_one(parent)), None
+            except NotFoundError as missing:
+                return parent, [], missing
+
+        probe = _FeatureProbe(len(parents))
+        rest = iter(parents)
+        for parent in rest:
+            result = attempt(parent)
+            probe.check(result[2])
+            yield result
+            if probe.confirmed and self.max_concurrency > 1:
+                break
+        else:
+            return
+        pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="segment-fan-out")
+        in_flight: Deque["Future[Tuple[Row, List[List[Row]], Optional[NotFoundError]]]"] = deque()
+        try:
+            for parent in rest:
+                in_flight.append(pool.submit(attempt, parent))
+                if len(in_flight) >= 2 * self.max_concurrency:
+                    yield in_flight.popleft().result()
+            while in_flight:
+                yield in_flight.popleft().result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _read_changed_children(self, endpoint: Endpoint, parents: List[Row], state: Dict[str, Any]) -> Read:
         """Children of the parents whose `refetch_on` field changed since the last run; the scope is
@@ -181,11 +225,9 @@ class WorkspaceReader:
         scope = f"{self.scope} AND {column} IN ({', '.join(sql_literal(t) for t in touched)})" if touched else None
 
         def pages() -> Iterator[List[Row]]:
-            probe = _FeatureProbe(len(changed))
-            for parent in changed:
-                path = endpoint.path.format(id=parent["id"])
-                vanished = yield from self._skip_vanished(self._pages(endpoint, path, parent))
-                probe.check(vanished)
+            read_one = lambda parent: self._pages(endpoint, endpoint.path.format(id=parent["id"]), parent)  # noqa: E731
+            for parent, pages, vanished in self._fan_out(changed, read_one):
+                yield from pages
                 if vanished:
                     versions.pop(str(parent["id"]))  # ask again next run
             state["versions"] = versions  # only once every changed parent was read
@@ -198,15 +240,6 @@ class WorkspaceReader:
             return
         for items in self.client.pages(path, endpoint.data_key, endpoint.page_size):
             yield self._rows(endpoint, items, parent)
-
-    @staticmethod
-    def _skip_vanished(pages: Iterator[List[Row]]) -> Generator[List[Row], None, Optional[NotFoundError]]:
-        """Pass pages through; return the 404 if the parent has vanished (None if all went well)."""
-        try:
-            yield from pages
-        except NotFoundError as missing:
-            return missing
-        return None
 
     # ---- incremental -----------------------------------------------------------------------
 
@@ -259,6 +292,11 @@ class _FeatureProbe:
     def __init__(self, parents: int) -> None:
         self._needed = min(FEATURE_PROBE, parents)
         self._answered = 0
+
+    @property
+    def confirmed(self) -> bool:
+        """A child answered: the feature exists, and a 404 now means a parent deleted mid-run."""
+        return self._answered < 0
 
     def check(self, vanished: Optional[NotFoundError]) -> None:
         if vanished is None:

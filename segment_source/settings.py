@@ -16,6 +16,9 @@ from segment_source.errors import ConfigurationError
 SECTION = "segment_source"
 """The dlt configuration section of the Public API source."""
 BASE_URLS = {"us": "https://api.segmentapis.com", "eu": "https://eu1.api.segmentapis.com"}
+DEFAULT_CONCURRENCY = 8
+"""Child listings in flight at once per workspace (see README "Speed"): measured, not guessed."""
+MAX_CONCURRENCY = 32
 
 
 def where(section: str, key: str, file: str = "config.toml") -> str:
@@ -98,3 +101,17 @@ def parse_start_date(value: Optional[str]) -> Optional[datetime]:
             f'start_date {value!r} is not an ISO 8601 date. Set {where(SECTION, "start_date")} to e.g. "2026-01-31".'
         ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def check_concurrency(value: Any) -> int:
+    """`max_concurrency` as a number of requests in flight, 1 to `MAX_CONCURRENCY`."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if not 1 <= number <= MAX_CONCURRENCY:
+        raise ConfigurationError(
+            f"max_concurrency {value!r} is not a whole number from 1 to {MAX_CONCURRENCY}. Set"
+            f" {where(SECTION, 'max_concurrency')} to e.g. {DEFAULT_CONCURRENCY} (1 reads one parent at a time)."
+        )
+    return number

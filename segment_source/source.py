@@ -12,7 +12,14 @@ from segment_source.endpoints import ENDPOINTS, media_types, rate_limits
 from segment_source.errors import MissingTokenError
 from segment_source.reader import WorkspaceReader
 from segment_source.report import RunReport
-from segment_source.settings import SECTION, parse_start_date, resolve_base_url, split_tokens
+from segment_source.settings import (
+    DEFAULT_CONCURRENCY,
+    SECTION,
+    check_concurrency,
+    parse_start_date,
+    resolve_base_url,
+    split_tokens,
+)
 from segment_source.tables import endpoint_resource
 
 
@@ -24,6 +31,7 @@ def segment_source(
     history: bool = True,
     fingerprint_key: Optional[TSecretValue] = None,
     start_date: Optional[str] = None,
+    max_concurrency: int = DEFAULT_CONCURRENCY,
     report: Optional[RunReport] = None,
 ) -> List[DltResource]:
     """A Segment workspace's configuration (or several workspaces'), one resource per object type.
@@ -36,6 +44,8 @@ def segment_source(
         fingerprint_key: key of the fingerprints of masked secrets; defaults to the workspace id.
         start_date: where the first run of the audit trail (and sync reports) starts, ISO 8601;
             defaults to 90 days ago, the audit trail's retention.
+        max_concurrency: child listings (one per parent: filters per destination...) in flight at
+            once per workspace; every request still waits its turn in the token's budget.
         report: collects skipped resources and failed workspaces, for the caller to show.
     """
     tokens = split_tokens(api_key)
@@ -44,9 +54,14 @@ def segment_source(
     url = resolve_base_url(region, base_url)
     start = parse_start_date(start_date)
     limits, versions = rate_limits(ENDPOINTS), media_types(ENDPOINTS)
+    concurrency = check_concurrency(max_concurrency)
     readers = [
         WorkspaceReader(
-            SegmentClient(url, token, limits, versions), f"workspace {i} of {len(tokens)}", fingerprint_key, start
+            SegmentClient(url, token, limits, versions, max_concurrency=concurrency),
+            f"workspace {i} of {len(tokens)}",
+            fingerprint_key,
+            start,
+            max_concurrency=concurrency,
         )
         for i, token in enumerate(tokens, 1)
     ]
