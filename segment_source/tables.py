@@ -20,18 +20,19 @@ is one per resource, dlt#2429), a cursor may move only after a listing was read 
 `endTime` is pinned to the run's start; `WorkspaceReader` keeps them in the resource state.
 """
 
-from typing import Any, Dict, Iterator, Sequence
+from typing import Any, Dict, Iterator, List, Sequence
 
 import dlt
 from dlt.extract.hints import make_hints
 from dlt.extract.resource import DltResource
 
-from segment_source.endpoints import HISTORY_SUFFIX, Endpoint
+from segment_source.endpoints import HISTORY_SUFFIX, Endpoint, Row
 from segment_source.errors import NotFoundError, PermissionDeniedError, SegmentSourceError
 from segment_source.reader import WorkspaceReader
 from segment_source.report import RunReport
 
 VALIDITY_COLUMNS = ["valid_from", "valid_to"]
+BATCH_ROWS = 1000
 NOTHING = "1 = 0"
 """The merge scope before anything was read completely: delete, retire and insert nothing."""
 
@@ -51,9 +52,9 @@ def endpoint_resource(
             try:
                 stateful = endpoint.incremental or endpoint.refetch_on
                 read = reader.read(endpoint, state.setdefault(reader.workspace_id, {}) if stateful else {})
-                for page in read.pages:
+                for rows in batches(read.pages):
                     for table in tables:
-                        yield dlt.mark.with_table_name(page, table)
+                        yield dlt.mark.with_table_name(rows, table)
             except (PermissionDeniedError, NotFoundError) as ex:
                 report.skip(reader, endpoint, ex)
                 continue
@@ -77,6 +78,19 @@ def endpoint_resource(
     for table in tables:
         resource.apply_hints(create_table_variant=True, **table_hints(endpoint, table, NOTHING))
     return resource
+
+
+def batches(pages: Iterator[List[Row]], size: int = BATCH_ROWS) -> Iterator[List[Row]]:
+    """Pages joined into batches of about `size` rows: the fan-out's pages hold a few rows each,
+    and dlt's cost is per item yielded (it computes the table's hints for each)."""
+    batch: List[Row] = []
+    for page in pages:
+        batch.extend(page)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def table_hints(endpoint: Endpoint, table: str, scope: str) -> Dict[str, Any]:
