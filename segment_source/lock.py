@@ -112,7 +112,8 @@ def run_lock(pipeline: dlt.Pipeline, wait_seconds: float = 0) -> Iterator[None]:
 
     Raises `RunInProgressError` at once when another run holds it, or, with `wait_seconds > 0`,
     when it is still held after that long. Take it before `recover_interrupted_load`: what looks
-    interrupted may be the other run's package, still loading.
+    interrupted may be the other run's package, still loading. The destination lock needs the
+    destination on the pipeline (`dlt.pipeline(..., destination=...)`), not only on `run`.
     """
     me = Holder.this_process()
     started = time.monotonic()

@@ -42,7 +42,7 @@ def make(tmp_path: Path, destination: Any, pipelines_dir: str = "pipelines", dat
 
 
 def duckdb_at(tmp_path: Path) -> Any:
-    return dlt.destinations.duckdb(str(tmp_path / "overlap.duckdb"))
+    return dlt.destinations.duckdb(str(tmp_path / "segment.duckdb"))
 
 
 def assert_refusal(message: str, holder_pid: int) -> None:
@@ -208,7 +208,7 @@ def test_two_overlapping_runs_load_once_and_the_second_is_refused_with_one_parag
         dataset = f"overlap_{request.node.callspec.id.replace('-', '_').replace('.', '_')}"
         target: Any = dlt.destinations.postgres(credentials)
     else:
-        credentials, dataset = str(tmp_path / "overlap.duckdb"), "overlap"
+        credentials, dataset = str(tmp_path / "segment.duckdb"), "overlap"
         target = duckdb_at(tmp_path)
     with SegmentSimulator(generate_workspace("small"), faults=Faults(latency_ms=LATENCY_MS)) as sim:
         first = start_run(sim, tmp_path, destination_name, dataset, credentials)
