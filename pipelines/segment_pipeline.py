@@ -7,7 +7,8 @@
 
 The token and destination credentials come from dlt's configuration: .dlt/secrets.toml or
 environment variables (see .dlt/example.secrets.toml). Exit code 0 on success, 1 when the load
-failed, 2 for a configuration or usage error; failures print one paragraph, never a secret.
+failed, 2 for a configuration or usage error, 3 when another run of the same pipeline and dataset
+is in progress; failures print one paragraph, never a secret.
 """
 
 import argparse
@@ -21,6 +22,7 @@ from dlt.common.pipeline import LoadInfo
 from segment_source import DEFAULT_TABLES, ENDPOINTS, RunReport, segment_config_api, segment_source
 from segment_source.config_api import CONFIG_API_TABLES
 from segment_source.errors import ConfigurationError, WorkspaceFailures, explain
+from segment_source.lock import run_lock
 from segment_source.recovery import recover_interrupted_load
 from segment_source.report import describe_location, table_counts
 
@@ -61,6 +63,13 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         action="store_true",
         help="read the workspace through the legacy Config API ([sources.segment_config_api]) into the same tables: "
         + ",".join(CONFIG_API_TABLES),
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="when another run of this pipeline and dataset is in progress, wait up to SECONDS for it (default: 0)",
     )
     return parser.parse_args(argv)
 
@@ -106,9 +115,9 @@ def run(args: argparse.Namespace) -> LoadInfo:
         destination=args.destination,
         dataset_name=args.dataset_name,
     )
-    recover_interrupted_load(pipeline)
     run_report = RunReport()
-    with source_settings(args.demo, args.config_api) as settings:
+    with run_lock(pipeline, args.wait), source_settings(args.demo, args.config_api) as settings:
+        recover_interrupted_load(pipeline)  # under the lock: a running load is not an interrupted one
         make_source = segment_config_api if args.config_api else segment_source
         source = make_source(report=run_report, **settings).with_resources(*resources)
         info = pipeline.run(source, refresh="drop_sources" if args.full_refresh else None)

@@ -78,6 +78,21 @@ class WorkspaceFailures(SegmentSourceError):
         )
 
 
+class RunInProgressError(SegmentSourceError):
+    """Another run of the same pipeline and dataset holds the run lock (see `lock.py`); nothing was done."""
+
+    exit_code = 3
+
+    def __init__(self, pipeline_name: str, dataset_name: str, holder: str, waited_seconds: float = 0) -> None:
+        waited = f" This run waited {waited_seconds:g} s for it to end." if waited_seconds > 0 else ""
+        super().__init__(
+            f"Another run of pipeline {pipeline_name} into dataset {dataset_name} is in progress: {holder}.{waited}"
+            " This run did not start: nothing was read or loaded. Wait until that run ends, or run again with"
+            " --wait SECONDS to wait up to SECONDS for it and then start. A run that dies releases the lock with"
+            " its process, and the next run takes it over."
+        )
+
+
 DESTINATION_CREDENTIALS_HINTS = {
     "postgres": (
         "PostgreSQL credentials are missing. Put them in .dlt/secrets.toml as\n\n"
@@ -116,6 +131,8 @@ def explain(ex: BaseException) -> "tuple[str | None, int]":
                 " table; see .dlt/example.secrets.toml) and run again. Nothing was requested or loaded.",
                 2,
             )
+        if isinstance(cause, RunInProgressError):
+            return str(cause), cause.exit_code
         if isinstance(cause, ConfigurationError):
             return str(cause), 2
         if isinstance(cause, SegmentSourceError):
