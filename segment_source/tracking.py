@@ -70,6 +70,7 @@ MAX_BATCH_BYTES = 500 * 1024
 MAX_EVENT_BYTES = 32 * 1024
 CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 CALL_TYPE_HINT = "x-segment-call"
+ROW_KEY_HINT = "x-segment-row-key"
 SNAKE_CASE_FIELDS = {
     "user_id": "userId",
     "anonymous_id": "anonymousId",
@@ -150,11 +151,15 @@ def batch_url(region: str, base_url: Optional[str]) -> str:
     return base_url.rstrip("/") + BATCH_PATH
 
 
-def segment_call(resource: DltResource, call_type: str) -> DltResource:
-    """Send every row of `resource` as a `call_type` call (unless a row has its own `type` column)."""
-    if call_type not in CALL_TYPES:
+def segment_call(
+    resource: DltResource, call_type: Optional[str] = None, key: Optional[Sequence[str]] = None
+) -> DltResource:
+    """Send every row of `resource` as a `call_type` call (unless a row has its own `type` column);
+    `key`: the columns that name a row in the report of rows not sent (default: the primary key)."""
+    if call_type is not None and call_type not in CALL_TYPES:
         raise ConfigurationError(f"{call_type!r} is not a Segment call type: use one of {', '.join(CALL_TYPES)}.")
-    resource.apply_hints(additional_table_hints={CALL_TYPE_HINT: call_type})
+    hints = {CALL_TYPE_HINT: call_type, ROW_KEY_HINT: list(key) if key else None}
+    resource.apply_hints(additional_table_hints={k: v for k, v in hints.items() if v})
     return resource
 
 
@@ -235,10 +240,12 @@ def _plain(value: Any) -> Any:
 
 
 def _row_key(row: Mapping[str, Any], event: Mapping[str, Any], table: TTableSchema) -> Dict[str, Any]:
-    """The row's primary key if the resource declares one, else its ids (a messageId at least)."""
-    primary = [name for name, column in table.get("columns", {}).items() if column.get("primary_key")]
-    if primary:
-        return {name: row.get(name) for name in primary}
+    """The row's key columns (`segment_call(key=...)`, else the primary key), else its ids (a messageId at least)."""
+    columns: List[str] = list(table.get(ROW_KEY_HINT) or ()) or [  # type: ignore[call-overload]
+        name for name, column in table.get("columns", {}).items() if column.get("primary_key")
+    ]
+    if columns:
+        return {name: row.get(name) for name in columns}
     return {name: event[name] for name in ("messageId", "userId", "anonymousId", "event") if name in event}
 
 
