@@ -16,6 +16,7 @@ failed, 2 for a configuration or usage error; failures print one paragraph, neve
 
 import argparse
 import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence
@@ -186,6 +187,8 @@ def run(args: argparse.Namespace) -> LoadInfo:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    # a failed job is explained below in one paragraph; dlt would log it again with a traceback
+    os.environ.setdefault("RUNTIME__LOG_LEVEL", "CRITICAL")
     try:
         run(args)
     except Exception as ex:  # noqa: BLE001 - every failure gets one readable paragraph

@@ -24,6 +24,7 @@ import binascii
 import json
 import random
 import socket
+import sys
 import threading
 import uuid
 from collections import Counter
@@ -232,6 +233,10 @@ class _Server(ThreadingHTTPServer):
                     connection.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass  # the client closed it already
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client gone (killed, timed out) is no error
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

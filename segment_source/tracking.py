@@ -114,6 +114,7 @@ class TrackingApiUnreachable(SegmentSourceError, DestinationTransientException):
 @configspec
 class SegmentTrackingConfiguration(CustomDestinationClientConfiguration):
     write_key: TSecretStrValue = None  # type: ignore[assignment]  # required: dlt asks for it when missing
+    batch_size: int = 5000  # rows per call: what a crash can make Segment receive twice (and drop as duplicates)
     region: str = "us"
     base_url: Optional[str] = None
     max_concurrency: int = 4
@@ -349,8 +350,7 @@ def _refusal(response: requests.Response, size: int, url: str) -> str:
 
 @dlt.destination(
     name="segment_tracking",
-    spec=SegmentTrackingConfiguration,
-    batch_size=5000,
+    spec=SegmentTrackingConfiguration,  # its batch_size default (5,000) applies unless configured
     loader_file_format="typed-jsonl",
     max_table_nesting=0,  # nested traits/properties stay objects, not child tables
     max_parallel_load_jobs=1,  # one table at a time: concurrency is bounded by max_concurrency alone
