@@ -15,8 +15,9 @@ What it reproduces (the issue's facts about the Tracking API):
   before is dropped and counted in `duplicates` (an event without one gets a fresh id, as Segment does).
 
 Faults, off by default: `TrackingFaults(rate=0.1, seed=1)` answers that share of requests with a 429
-(with `Retry-After: 0`) or a 5xx before reading the batch, reproducibly; `fail_next=[429, 503, 400]`
-answers the next requests with those statuses, in order; `latency_ms` delays every answer.
+(with `Retry-After: 0`) or a 5xx before reading the batch, reproducibly; `fail_next=[429, 503, 0, 400]`
+answers the next requests with those statuses, in order (0: the connection closes without an answer);
+`latency_ms` delays every answer.
 """
 
 import base64
@@ -40,7 +41,8 @@ REQUIRED_FIELD = {"track": "event", "group": "groupId", "alias": "previousId"}
 
 @dataclass
 class TrackingFaults:
-    """Injected failures: `rate` of requests get one of `statuses` (seeded), `fail_next` scripts the next ones."""
+    """Injected failures: `rate` of requests get one of `statuses` (seeded), `fail_next` scripts the next ones
+    (status 0: no answer at all)."""
 
     rate: float = 0.0
     statuses: Tuple[int, ...] = (429, 500, 502, 503)
@@ -259,6 +261,9 @@ class _Handler(BaseHTTPRequestHandler):
             if self.path.split("?")[0] == "/v1/batch"
             else (404, {"success": False, "message": f"no endpoint at {self.path}"}, {})
         )
+        if status == 0:
+            self.close_connection = True  # the client sees the connection drop
+            return
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

@@ -48,10 +48,11 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 import dlt
+import orjson
 import requests
 from dlt.common.configuration import configspec
 from dlt.common.destination.exceptions import DestinationTerminalException, DestinationTransientException
-from dlt.common.json import json
+from dlt.common.json import custom_encode, json
 from dlt.common.pipeline import LoadInfo
 from dlt.common.schema import TTableSchema
 from dlt.common.storages.load_package import destination_state
@@ -183,7 +184,7 @@ def row_to_event(
             continue
         path = column.split("__")
         path[0] = SNAKE_CASE_FIELDS.get(path[0], path[0])
-        _put(event, path, _plain(value))
+        _put(event, path, value)
     call_type = str(event.pop("type", None) or table.get(CALL_TYPE_HINT) or table["name"])
     extras_to = EXTRA_COLUMNS_GO_TO.get(call_type, "properties")
     for name in [name for name in event if name not in SPEC_FIELDS]:
@@ -195,9 +196,9 @@ def row_to_event(
             event[name] = str(event[name])
     event = {"type": call_type, **event}
     if "messageId" not in event:
-        event["messageId"] = "dlt-" + hashlib.sha256(json.dumpb(event, sort_keys=True)).hexdigest()[:32]
+        event["messageId"] = "dlt-" + hashlib.sha256(_dumpb(event, sort_keys=True)).hexdigest()[:32]
     problem = _problem(event)
-    encoded = json.dumpb(event)
+    encoded = _dumpb(event)
     if problem is None and len(encoded) > MAX_EVENT_BYTES:
         problem = f"event over 32 KB ({len(encoded) // 1024} KB)"
     if problem is not None:
@@ -229,15 +230,17 @@ def _put(target: Dict[str, Any], path: Sequence[str], value: Any) -> None:
         target[path[-1]] = value
 
 
-def _plain(value: Any) -> Any:
-    """JSON numbers for decimals (a warehouse's NUMERIC revenue is a number to Segment)."""
+def _encode(value: Any) -> Any:
+    """JSON numbers for decimals (a warehouse's NUMERIC revenue is a number to Segment); dlt's encoding
+    (ISO 8601 dates and times...) for the rest."""
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+    return custom_encode(value)
+
+
+def _dumpb(event: Mapping[str, Any], sort_keys: bool = False) -> bytes:
+    options = orjson.OPT_NON_STR_KEYS | (orjson.OPT_SORT_KEYS if sort_keys else 0)
+    return orjson.dumps(event, default=_encode, option=options)
 
 
 def _row_key(row: Mapping[str, Any], event: Mapping[str, Any], table: TTableSchema) -> Dict[str, Any]:
@@ -305,14 +308,15 @@ class BatchSender:
                     raise TrackingApiError(_refusal(response, len(body), self.url))
                 problem, retry_after = f"status {response.status_code}", response.headers.get("Retry-After")
             if attempt + 1 < config.max_attempts:
-                time.sleep(self._wait(attempt, retry_after))
+                time.sleep(self.wait_seconds(attempt, retry_after))
         raise TrackingApiUnreachable(
             f"Segment's Tracking API at {self.url} gave no 200 after {config.max_attempts} attempts (last:"
             f" {problem}). Nothing is lost: the rows not yet confirmed are sent again, with the same messageIds,"
             " when the load is retried or the pipeline runs again."
         )
 
-    def _wait(self, attempt: int, retry_after: Optional[str]) -> float:
+    def wait_seconds(self, attempt: int, retry_after: Optional[str]) -> float:
+        """Segment's `Retry-After` when it sends one (capped at `max_wait_seconds`), else exponential backoff."""
         if retry_after is not None:
             try:
                 return min(max(0.0, float(retry_after)), self.config.max_wait_seconds)

@@ -18,7 +18,14 @@ import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from segment_simulator.tracking import MAX_BATCH_BYTES, TrackingFaults, TrackingSimulator
-from segment_source.tracking import CALL_TYPES, segment_call, segment_tracking, tracking_summary
+from segment_source.tracking import (
+    CALL_TYPES,
+    BatchSender,
+    SegmentTrackingConfiguration,
+    segment_call,
+    segment_tracking,
+    tracking_summary,
+)
 
 WRITE_KEY = "wk_5ecret7e11tale0f1ce"
 SCRIPT = Path(__file__).resolve().parents[1] / "pipelines" / "segment_tracking.py"
@@ -138,16 +145,23 @@ def test_batches_are_packed_up_to_500_kb_and_an_event_over_32_kb_is_not_sent(tmp
     assert list(tracking_summary(pipeline, info).rejected) == ["event over 32 KB (39 KB)"]
 
 
-def test_429_and_5xx_are_retried_until_every_row_arrives(tmp_path):
-    faults = TrackingFaults(fail_next=[429, 503, 500], rate=0.2, seed=7)
+def test_429_5xx_and_dropped_connections_are_retried_until_every_row_arrives(tmp_path):
+    faults = TrackingFaults(fail_next=[429, 503, 0, 500], rate=0.2, seed=7)
     with TrackingSimulator(write_keys=[WRITE_KEY], faults=faults) as sim:
         pipeline = pipeline_to(sim, tmp_path, backoff_seconds=0.01, max_attempts=10)
         info = pipeline.run(dlt.resource(rows_of("track", 3000), name="track"))
         summary = tracking_summary(pipeline, info)
     failed = [r for r in sim.requests if r.status != 200]
-    assert len(failed) >= 3 and {r.status for r in failed} <= {429, 500, 502, 503}
+    assert len(failed) >= 4 and {r.status for r in failed} <= {0, 429, 500, 502, 503}
     assert summary.retries == len(failed) and summary.batches == len(sim.requests) - len(failed)
     assert len(sim.accepted) == 3000 and sim.duplicates == 0
+
+
+def test_retry_after_is_honoured_and_without_it_the_wait_backs_off():
+    sender = BatchSender(SegmentTrackingConfiguration(write_key=WRITE_KEY, backoff_seconds=1.0, max_wait_seconds=60))
+    assert sender.wait_seconds(0, "7") == 7.0 and sender.wait_seconds(3, "0") == 0.0
+    assert sender.wait_seconds(0, "3600") == 60.0  # capped
+    assert 0.5 <= sender.wait_seconds(0, None) <= 1.0 and 4.0 <= sender.wait_seconds(3, None) <= 8.0
 
 
 @pytest.mark.parametrize("status", [400, 401])
