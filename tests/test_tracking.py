@@ -306,3 +306,30 @@ def test_plain_http_to_another_host_is_refused(tmp_path):
     }
     result = script(tmp_path, "--jsonl", "missing.jsonl", env=env)
     assert result.returncode == 2 and "clear text" in result.stderr and WRITE_KEY not in result.stderr
+
+
+def test_the_readme_example_sends_traits_computed_in_duckdb_as_identify_calls(tmp_path):
+    from pipelines.segment_tracking import demo_warehouse
+
+    readme = (SCRIPT.parents[1] / "README.md").read_text()
+    section = readme.split("## Sending rows to Segment (the Tracking API destination)", 1)[1]
+    example = section.split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "example.py").write_text(example)
+    demo_warehouse(tmp_path / "warehouse.duckdb")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DESTINATION__")}
+    with TrackingSimulator(write_keys=[WRITE_KEY]) as sim:
+        env.update(sim_env(sim), DLT_DATA_DIR=str(tmp_path / "dlt"), RUNTIME__DLTHUB_TELEMETRY="false")
+        result = subprocess.run(
+            [sys.executable, "example.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
+    assert result.returncode == 0, result.stderr
+    printed = " ".join(
+        line.lstrip("# ") for line in example.splitlines() if line.startswith("# Segment") or line.startswith("# 1 row")
+    )
+    assert result.stdout.strip() == printed
+    assert sim.accepted_by_type() == {"identify": 200}
+    traits = {e["userId"]: e["traits"] for e in sim.accepted}["user_7"]
+    assert set(traits) == {"email", "plan", "orders", "lifetime_value", "last_order_at"}
+    assert traits["lifetime_value"] == 280.4 and traits["last_order_at"] == "2026-02-07T18:00:00+00:00"
+    shown = '"userId": "user_7", "traits": ' + json.dumps(traits)[:-1].split(', "lifetime_value"')[0]
+    assert shown in " ".join(section.split())  # the README shows the event as it arrives
