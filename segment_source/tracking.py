@@ -44,7 +44,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 from urllib.parse import urlsplit
 
 import dlt
@@ -58,6 +58,7 @@ from dlt.common.schema import TTableSchema
 from dlt.common.storages.load_package import destination_state
 from dlt.common.typing import TDataItems, TSecretStrValue
 from dlt.destinations.impl.destination.configuration import CustomDestinationClientConfiguration
+from dlt.destinations.impl.destination.factory import destination as CustomDestination
 from dlt.extract import DltResource
 
 from segment_source.client import _is_loopback
@@ -169,15 +170,19 @@ def segment_call(
 
 
 @dataclass(frozen=True)
+class Event:
+    type: str
+    data: bytes  # compact JSON
+
+
+@dataclass(frozen=True)
 class Rejected:
     reason: str
     key: Dict[str, Any]
 
 
-def row_to_event(
-    row: Mapping[str, Any], table: TTableSchema
-) -> Tuple[Optional[bytes], Optional[Dict[str, Any]], Optional[Rejected]]:
-    """(the event as JSON, the event, None), or (None, None, why not) for a row that cannot be one."""
+def row_to_event(row: Mapping[str, Any], table: TTableSchema) -> Union[Event, Rejected]:
+    """The row as a Tracking API event, or why it cannot be one (and which row it was)."""
     event: Dict[str, Any] = {}
     for column, value in row.items():
         if value is None:
@@ -202,8 +207,8 @@ def row_to_event(
     if problem is None and len(encoded) > MAX_EVENT_BYTES:
         problem = f"event over 32 KB ({len(encoded) // 1024} KB)"
     if problem is not None:
-        return None, None, Rejected(problem, _row_key(row, event, table))
-    return encoded, event, None
+        return Rejected(problem, _row_key(row, event, table))
+    return Event(call_type, encoded)
 
 
 def _problem(event: Mapping[str, Any]) -> Optional[str]:
@@ -359,38 +364,21 @@ def _refusal(response: requests.Response, size: int, url: str) -> str:
     max_table_nesting=0,  # nested traits/properties stay objects, not child tables
     max_parallel_load_jobs=1,  # one table at a time: concurrency is bounded by max_concurrency alone
 )
-def segment_tracking(
+def send_events(
     items: TDataItems,
     table: TTableSchema,
-    write_key: TSecretStrValue = dlt.secrets.value,
-    region: str = "us",
-    base_url: Optional[str] = None,
-    max_concurrency: int = 4,
-    max_attempts: int = 6,
-    backoff_seconds: float = 0.5,
-    max_wait_seconds: float = 60.0,
-    timeout: float = 30.0,
+    config: SegmentTrackingConfiguration = None,  # type: ignore[assignment]  # dlt passes the resolved configuration
 ) -> None:
     """Send one call's rows (`batch_size` of them) as Tracking API events; see the module docstring."""
-    config = SegmentTrackingConfiguration(
-        write_key=write_key,
-        region=region,
-        base_url=base_url,
-        max_concurrency=max_concurrency,
-        max_attempts=max_attempts,
-        backoff_seconds=backoff_seconds,
-        max_wait_seconds=max_wait_seconds,
-        timeout=timeout,
-    )
     encoded: List[bytes] = []
     sent = TrackingSummary()
     for row in items:
-        data, event, rejected = row_to_event(row, table)
-        if rejected is not None:
-            sent.reject(rejected)
+        result = row_to_event(row, table)
+        if isinstance(result, Rejected):
+            sent.reject(result)
         else:
-            encoded.append(data)  # type: ignore[arg-type]
-            sent.sent[event["type"]] = sent.sent.get(event["type"], 0) + 1  # type: ignore[index]
+            encoded.append(result.data)
+            sent.sent[result.type] = sent.sent.get(result.type, 0) + 1
     bodies = pack(encoded)
     sender = BatchSender(config)
     try:
@@ -408,6 +396,12 @@ def segment_tracking(
     with _state_lock:  # dlt commits this with the call's progress, once this function returns
         state = destination_state()
         state[STATE_KEY] = TrackingSummary.from_state(state.get(STATE_KEY)).add(sent).to_state()
+
+
+def segment_tracking(**settings: Any) -> CustomDestination:
+    """The destination, for `dlt.pipeline(destination=segment_tracking())`. Settings given here (`write_key`,
+    `region`, `base_url`, `batch_size`, `max_concurrency`...) win over `[destination.segment_tracking]`."""
+    return send_events(**settings)  # dlt's factory takes the spec's fields as keyword arguments
 
 
 # ---- the summary ---------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 and never show the write key (`segment_source/tracking.py`, `pipelines/segment_tracking.py`)."""
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -245,7 +246,8 @@ def test_a_send_killed_with_sigkill_then_rerun_delivers_every_row_exactly_once(t
     assert sim.duplicates <= 300
 
 
-def test_the_write_key_appears_nowhere_in_output_state_trace_or_files(tmp_path):
+def test_the_write_key_appears_nowhere_in_output_logs_state_trace_or_files(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)  # requests, urllib3, dlt and this package, at their most verbose
     mixed_jsonl(tmp_path / "events.jsonl", 50)
     with TrackingSimulator(write_keys=[WRITE_KEY], faults=TrackingFaults(fail_next=[429])) as sim:
         ok = script(tmp_path, "--jsonl", "events.jsonl", env=sim_env(sim))
@@ -259,6 +261,7 @@ def test_the_write_key_appears_nowhere_in_output_state_trace_or_files(tmp_path):
         assert WRITE_KEY not in result.stdout + result.stderr
     assert files_containing(tmp_path, WRITE_KEY) == []
     assert WRITE_KEY not in json.dumps(pipeline.state, default=str) + str(pipeline.last_trace)
+    assert "POST /v1/batch" in caplog.text and WRITE_KEY not in caplog.text
 
 
 def test_the_demo_sends_identify_traits_computed_in_duckdb(tmp_path):
