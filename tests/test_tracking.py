@@ -336,3 +336,20 @@ def test_the_readme_example_sends_traits_computed_in_duckdb_as_identify_calls(tm
     assert traits["lifetime_value"] == 280.4 and traits["last_order_at"] == "2026-02-07T18:00:00+00:00"
     shown = '"userId": "user_7", "traits": ' + json.dumps(traits)[:-1].split(', "lifetime_value"')[0]
     assert shown in " ".join(section.split())  # the README shows the event as it arrives
+
+
+def test_an_unreachable_api_ends_with_one_paragraph_and_the_next_run_sends_the_rows(tmp_path):
+    mixed_jsonl(tmp_path / "events.jsonl", 10)
+    unreachable = {
+        "DESTINATION__SEGMENT_TRACKING__WRITE_KEY": WRITE_KEY,
+        "DESTINATION__SEGMENT_TRACKING__BASE_URL": "http://127.0.0.1:9",  # nothing listens on the discard port
+        "DESTINATION__SEGMENT_TRACKING__MAX_ATTEMPTS": "2",
+        "DESTINATION__SEGMENT_TRACKING__BACKOFF_SECONDS": "0.01",
+    }
+    failed = script(tmp_path, "--jsonl", "events.jsonl", env=unreachable)
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr and WRITE_KEY not in failed.stderr
+    assert "gave no 200 after 2 attempts" in failed.stderr and "Nothing is lost" in failed.stderr
+    with TrackingSimulator(write_keys=[WRITE_KEY]) as sim:
+        resumed = script(tmp_path, "--jsonl", "events.jsonl", env=sim_env(sim))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "interrupted" in resumed.stdout and len(sim.accepted) == 60 and sim.duplicates == 0
