@@ -26,6 +26,7 @@ from dlt.common.configuration import resolve_configuration
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.json import json
 from dlt.common.pipeline import LoadInfo
+from dlt.destinations.exceptions import DatabaseException
 
 from segment_source.errors import ConfigurationError, SegmentSourceError, explain
 from segment_source.tracking import (
@@ -92,7 +93,13 @@ def warehouse_rows(
     pipeline cannot be opened while another one extracts."""
     reader = dlt.pipeline(pipeline_name=WAREHOUSE_PIPELINE, destination=warehouse, dataset_name=dataset_name)
     client: Any = stack.enter_context(reader.sql_client())  # type: ignore[arg-type]  # a context manager
-    cursor = stack.enter_context(client.execute_query(sql))
+    try:
+        cursor = stack.enter_context(client.execute_query(sql))
+    except DatabaseException as ex:
+        raise ConfigurationError(
+            f"The warehouse could not run the query ({str(ex).strip().splitlines()[0]}). Check --table or --query"
+            " and --dataset-name; table names are those of the warehouse. Nothing was sent."
+        ) from None
     columns = [c[0] for c in cursor.description]
 
     def rows() -> Iterator[Dict[str, Any]]:

@@ -292,6 +292,17 @@ def test_a_warehouse_table_named_after_a_call_type_is_sent(tmp_path):
     assert len(sim.accepted) == 2500 and {e["traits"]["score"] for e in sim.accepted} == set(range(2500))
 
 
+def test_an_unknown_table_is_one_paragraph_and_nothing_is_sent(tmp_path):
+    database = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(database)).close()
+    with TrackingSimulator(write_keys=[WRITE_KEY]) as sim:
+        env = sim_env(sim, DESTINATION__DUCKDB__CREDENTIALS=str(database))
+        result = script(tmp_path, "--table", "user_traits", "--call", "identify", env=env)
+        assert sim.requests == []
+    assert result.returncode == 2 and "could not run the query" in result.stderr and "user_traits" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_a_missing_write_key_says_where_to_put_it_before_reading_anything(tmp_path):
     result = script(tmp_path, "--jsonl", "missing.jsonl")
     assert result.returncode == 2
