@@ -300,7 +300,8 @@ def segment_config_api(
             " (letters, digits, - and _, as in app.segment.com/<slug>/)."
             f' Set {where(SECTION, "workspace")} to e.g. "my-company".'
         )
-    url = check_base_url(base_url, SECTION, f"or remove it to use {DEFAULT_BASE_URL}") if base_url else DEFAULT_BASE_URL
+    otherwise = f"or remove it to use {DEFAULT_BASE_URL}"
+    url = check_base_url(base_url, where(SECTION, "base_url"), otherwise) if base_url else DEFAULT_BASE_URL
     endpoints = config_api_endpoints(workspace)
     destinations = f"{urlsplit(url).path}/workspaces/{workspace}/sources/{{source}}/destinations"
     client = ConfigApiClient(url, token, [RateLimit(destinations, DESTINATIONS_PER_MINUTE)])

@@ -40,14 +40,14 @@ def resolve_base_url(region: str, base_url: Optional[str]) -> str:
         ) from None
 
 
-def check_base_url(base_url: str, section: str, otherwise: str) -> str:
+def check_base_url(base_url: str, setting: str, otherwise: str, secret: str = "the API token") -> str:
     """`base_url` without a trailing slash, if it is https (or http to this machine only).
-    Errors name the setting in `[sources.<section>]`; `otherwise` says what else to do."""
+    Errors say how to set it (`setting`, e.g. `where(SECTION, "base_url")`), what else to do
+    (`otherwise`) and which `secret` plain http would expose."""
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(
-            f"base_url {base_url!r} is not an http(s) URL. Set {where(section, 'base_url')} to an https:// URL,"
-            f" {otherwise}."
+            f"base_url {base_url!r} is not an http(s) URL. Set {setting} to an https:// URL, {otherwise}."
         )
     try:
         port = parts.port  # raises on a port that is not a number or out of range
@@ -55,13 +55,13 @@ def check_base_url(base_url: str, section: str, otherwise: str) -> str:
         port = -1
     if port == -1 or (parts.netloc.endswith(":") and port is None):
         raise ConfigurationError(
-            f"base_url {base_url!r} has no valid port after its ':'. Set {where(section, 'base_url')} to a URL"
+            f"base_url {base_url!r} has no valid port after its ':'. Set {setting} to a URL"
             " with a port from 1 to 65535 (e.g. http://127.0.0.1:8765), or without the colon."
         )
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ConfigurationError(
             f"base_url {base_url!r} uses plain http to a host that is not this machine, so"
-            " the API token would travel in clear text. Use https:// (plain http is accepted"
+            f" {secret} would travel in clear text. Use https:// (plain http is accepted"
             " only for 127.0.0.1/localhost, e.g. the simulator)."
         )
     return base_url.rstrip("/")

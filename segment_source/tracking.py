@@ -45,7 +45,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
-from urllib.parse import urlsplit
 
 import dlt
 import orjson
@@ -61,8 +60,8 @@ from dlt.destinations.impl.destination.configuration import CustomDestinationCli
 from dlt.destinations.impl.destination.factory import destination as CustomDestination
 from dlt.extract import DltResource
 
-from segment_source.client import _is_loopback
 from segment_source.errors import ConfigurationError, SegmentSourceError
+from segment_source.settings import check_base_url
 
 logger = logging.getLogger("segment_source")
 
@@ -139,19 +138,9 @@ def batch_url(region: str, base_url: Optional[str]) -> str:
             raise ConfigurationError(
                 f'region {region!r} is not a Segment region. Set region in {section}REGION) to "us" or "eu".'
             ) from None
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(
-            f"base_url {base_url!r} is not an http(s) URL. Set base_url in {section}BASE_URL) to an"
-            " https:// URL, or remove it and set region instead."
-        )
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ConfigurationError(
-            f"base_url {base_url!r} uses plain http to a host that is not this machine, so the write key"
-            " would travel in clear text. Use https:// (plain http is accepted only for 127.0.0.1/localhost,"
-            " e.g. the tracking simulator)."
-        )
-    return base_url.rstrip("/") + BATCH_PATH
+    setting = f"base_url in {section}BASE_URL)"
+    otherwise = "or remove it and set region instead"
+    return check_base_url(base_url, setting, otherwise, secret="the write key") + BATCH_PATH
 
 
 def segment_call(
