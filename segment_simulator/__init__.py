@@ -15,8 +15,9 @@ Rate limits, injected faults and scripted quirks are off by default; see `faults
 
 from segment_simulator.config_api import ConfigApiSimulator
 from segment_simulator.faults import FAULT_KINDS, Faults, InjectedFault, Quirks, RateLimits
+from segment_simulator.generate import SIZES, Size
 from segment_simulator.server import RecordedRequest, SegmentSimulator
-from segment_simulator.workspace import SIZES, SimulatedWorkspace, Size, demo_workspace, generate_workspace
+from segment_simulator.workspace import SimulatedWorkspace, demo_workspace, generate_workspace
 
 __all__ = [
     "SegmentSimulator",
