@@ -59,12 +59,15 @@ class Route:
         return self.fetch(ws, path_params, params)
 
 
-def _choice(params: Dict[str, str], name: str, allowed: Sequence[str], required: bool = False) -> Optional[str]:
-    """A query parameter that takes one of `allowed` values; 422 for any other (or none, if required)."""
+def _choice(params: Dict[str, str], name: str, allowed: Sequence[str]) -> Optional[str]:
+    """An optional query parameter that takes one of `allowed` values; 422 for any other."""
+    return _required_choice(params, name, allowed) if name in params else None
+
+
+def _required_choice(params: Dict[str, str], name: str, allowed: Sequence[str]) -> str:
+    """A query parameter that takes one of `allowed` values; 422 for any other, or none."""
     value = params.get(name)
-    if value is None and not required:
-        return None
-    if value not in allowed:
+    if value is None or value not in allowed:
         got = "it is missing" if value is None else f"got {value!r}"
         raise ApiError(422, "ValidationError", f"{name} must be one of {', '.join(allowed)}: {got}", field=name)
     return value
@@ -94,8 +97,7 @@ def _tracking_plans(ws: SimulatedWorkspace, p: Dict[str, str], q: Dict[str, str]
 
 
 def _functions(ws: SimulatedWorkspace, p: Dict[str, str], q: Dict[str, str]) -> List[Dict[str, Any]]:
-    resource_type = _choice(q, "resourceType", sorted(catalog.FUNCTION_TEMPLATES), required=True)
-    return ws.functions_of(resource_type)  # type: ignore[arg-type] # required: never None
+    return ws.functions_of(_required_choice(q, "resourceType", sorted(catalog.FUNCTION_TEMPLATES)))
 
 
 def _audit_events(ws: SimulatedWorkspace, p: Dict[str, str], q: Dict[str, str]) -> Dict[str, Any]:
