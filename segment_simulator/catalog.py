@@ -1,4 +1,4 @@
-"""Catalog entries the simulated workspace draws from.
+"""Catalog entries the simulated workspace draws from: a bottom layer of the simulator, like `wire.py`.
 
 Each entry carries the shape Segment embeds in list responses (`metadata` on sources,
 destinations and warehouses) and a settings template. Settings templates mark the values that

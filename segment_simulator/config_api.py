@@ -1,4 +1,6 @@
-"""The legacy Config API (`/v1beta`), served from the same simulated workspaces as the Public API.
+"""The legacy Config API (`/v1beta`), the top layer: served from the same simulated workspaces as
+the Public API, by the Public API's request handler (`server.py`) with this API's three hooks: its
+route table, its error shape and its paging shape.
 
 What it reproduces, from `shared/segment-api/notes.md` section 5:
 - `Authorization: Bearer <token>`; each token owns one workspace, whose name in paths is its slug
@@ -36,24 +38,17 @@ import hashlib
 import threading
 from collections import Counter
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, List, Mapping, Optional, Tuple
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from segment_simulator.generate import iso
-from segment_simulator.routes import ApiError, Route
-from segment_simulator.server import (
-    Response,
-    SegmentSimulator,
-    _bearer_token,
-    _int_or_none,
-    decode_cursor,
-    encode_cursor,
-)
+from segment_simulator.routes import Fetch, Route
+from segment_simulator.server import SegmentSimulator
+from segment_simulator.wire import ApiError, Paging, Response, encode_cursor
 from segment_simulator.workspace import SimulatedWorkspace
 
 BASE_PATH = "/v1beta"
-DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
+PAGING = Paging(("page_size",), ("page_token",), default_count=10)
 GRPC_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 409: 6, 429: 8, 500: 13, 501: 12, 502: 14, 503: 14, 504: 4}
 UNKNOWN_CODE = 2
 # (section of a plan's `rules`, the rule type the Public API gives it)
@@ -63,6 +58,23 @@ _CREATED_SINCE = datetime(2019, 1, 1, tzinfo=timezone.utc)
 
 def config_error(status: int, message: str, headers: Optional[Mapping[str, str]] = None) -> Response:
     return Response(status, {"error": message, "code": GRPC_CODES.get(status, UNKNOWN_CODE)}, dict(headers or {}))
+
+
+def config_page(items_key: str, items: List[Any], params: Mapping[str, str]) -> Response:
+    """The page of `items` that `params` ask for, in the Config API's shape; `ApiError` 400 for a
+    page size outside 1..100 or a page token that is not one of this list's."""
+    asked = PAGING.read(params)
+    size, offset = asked.count, asked.offset
+    if size is None or not 1 <= size <= MAX_PAGE_SIZE:
+        raise ApiError(
+            400, "BadRequest", f"page_size must be an integer between 1 and {MAX_PAGE_SIZE}, got {asked.raw_count!r}"
+        )
+    if offset is None or offset > len(items):
+        raise ApiError(400, "BadRequest", f"page_token {asked.cursor!r} is not valid")
+    more = offset + size < len(items)
+    return Response(
+        200, {items_key: items[offset : offset + size], "next_page_token": encode_cursor(offset + size) if more else ""}
+    )
 
 
 def created(item_id: str) -> str:
@@ -159,7 +171,20 @@ def _setting_type(value: Any) -> str:
         return "boolean"
     if isinstance(value, (int, float)):
         return "number"
-    return {list: "list", dict: "map"}.get(type(value), "string")
+    if isinstance(value, list):
+        return "list"
+    return "map" if isinstance(value, dict) else "string"
+
+
+def _in_workspace(fetch: Fetch) -> Fetch:
+    """`fetch`, for the token's own workspace only: another one in the path is a 404."""
+
+    def fetch_in_workspace(ws: SimulatedWorkspace, p: Dict[str, str], q: Dict[str, str]) -> Any:
+        if p["workspace"] != ws.slug:
+            raise ApiError(404, "NotFound", f"workspace {p['workspace']!r} not found")
+        return fetch(ws, p, q)
+
+    return fetch_in_workspace
 
 
 def _source_by_slug(ws: SimulatedWorkspace, slug: str) -> Dict[str, Any]:
@@ -176,23 +201,27 @@ class ConfigApiSimulator(SegmentSimulator):
     ...     source = segment_config_api(access_token=sim.token, workspace=sim.workspace.slug, base_url=sim.url)
     """
 
+    unsupported_method_status = 501
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._seen: Dict[str, Tuple[Dict[str, Any], str]] = {}
         """Public API id -> (the item as last rendered, its update_time)."""
         self._seen_lock = threading.Lock()
         root = f"{BASE_PATH}/workspaces/{{workspace}}"
-        self.routes = [
-            Route(root, lambda ws, p, q: workspace_item(ws)),
+        self._routes = [
+            Route(root, _in_workspace(lambda ws, p, q: workspace_item(ws))),
             Route(
                 f"{root}/sources",
-                lambda ws, p, q: [source_item(ws, s) for s in ws.listing("sources")],
+                _in_workspace(lambda ws, p, q: [source_item(ws, s) for s in ws.listing("sources")]),
                 items_key="sources",
             ),
-            Route(f"{root}/sources/{{source}}/destinations", self._destinations, items_key="destinations"),
+            Route(
+                f"{root}/sources/{{source}}/destinations", _in_workspace(self._destinations), items_key="destinations"
+            ),
             Route(
                 f"{root}/tracking-plans",
-                lambda ws, p, q: [tracking_plan_item(ws, plan) for plan in ws.listing("tracking_plans")],
+                _in_workspace(lambda ws, p, q: [tracking_plan_item(ws, plan) for plan in ws.listing("tracking_plans")]),
                 items_key="tracking_plans",
                 feature="protocols",
             ),
@@ -202,62 +231,18 @@ class ConfigApiSimulator(SegmentSimulator):
     def url(self) -> str:
         return super().url + BASE_PATH
 
-    def handle(
-        self, method: str, target: str, headers: Mapping[str, str]
-    ) -> Tuple[Response, Optional[SimulatedWorkspace]]:
-        if method != "GET":
-            return config_error(501, f"{method} is not supported by the simulator"), None
-        ws = self.workspaces.get(_bearer_token(headers))
-        if ws is None:
-            return config_error(401, "the access token is missing, invalid or expired"), None
-        parts = urlsplit(target)
-        found = self._match(parts.path)
-        if found is None:
-            return config_error(404, f"no resource at {parts.path}"), ws
-        route, path_params = found
-        if path_params["workspace"] != ws.slug:
-            return config_error(404, f"workspace {path_params['workspace']!r} not found"), ws
-        try:
-            ws.check_feature(route.feature)
-            data = route.fetch(ws, path_params, {})
-        except ApiError as ex:
-            return config_error(ex.status, ex.message), ws
-        except KeyError as missing:  # deleted while the request was answered
-            return config_error(404, f"not found: {missing.args[0]}"), ws
-        if route.items_key is None:
-            return Response(200, data), ws
-        return self._config_page(route.items_key, data, dict(parse_qsl(parts.query, keep_blank_values=True))), ws
+    def route_table(self) -> Sequence[Route]:
+        return self._routes
 
-    def respond(self, method: str, target: str, headers: Mapping[str, str]) -> Response:
-        """`handle` inside the rate limits and quirks, whose refusals get this API's error shape."""
-        response = super().respond(method, target, headers)
+    def answer(self, route: Route, data: Any, params: Dict[str, str]) -> Response:
+        """Objects bare, lists paged by `page_size` / `page_token`."""
+        return Response(200, data) if route.items_key is None else config_page(route.items_key, data, params)
+
+    def shape_errors(self, response: Response) -> Response:
+        """Every error answer of the API and of the rate limits and quirks, as `{"error", "code"}`."""
         if "errors" in response.body:
             return config_error(response.status, response.body["errors"][0]["message"], response.headers)
         return response
-
-    def _match(self, path: str) -> Optional[Tuple[Route, Dict[str, str]]]:
-        for route in self.routes:
-            found = route.regex.match(path)
-            if found:
-                return route, found.groupdict()
-        return None
-
-    @staticmethod
-    def _config_page(key: str, items: List[Any], params: Dict[str, str]) -> Response:
-        raw_size, token = params.get("page_size"), params.get("page_token") or None
-        size = DEFAULT_PAGE_SIZE if raw_size is None else _int_or_none(raw_size)
-        if size is None or not 1 <= size <= MAX_PAGE_SIZE:
-            return config_error(400, f"page_size must be an integer between 1 and {MAX_PAGE_SIZE}, got {raw_size!r}")
-        try:
-            offset = 0 if token is None else decode_cursor(token)
-        except ValueError:
-            offset = -1
-        if not 0 <= offset <= len(items):
-            return config_error(400, f"page_token {token!r} is not valid")
-        more = offset + size < len(items)
-        return Response(
-            200, {key: items[offset : offset + size], "next_page_token": encode_cursor(offset + size) if more else ""}
-        )
 
     def _destinations(self, ws: SimulatedWorkspace, p: Dict[str, str], q: Dict[str, str]) -> List[Dict[str, Any]]:
         source = _source_by_slug(ws, p["source"])

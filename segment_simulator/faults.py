@@ -1,4 +1,5 @@
-"""Teeth for the simulator: rate limits, injected faults and scripted quirks. All are off by default.
+"""Teeth for the simulator, the layer above the routes: rate limits, injected faults and scripted
+quirks. All are off by default; the server (`server.py`, the layer above) applies them.
 
 Turn each on with a `SegmentSimulator` keyword argument, or by setting the attribute of the same
 name between runs (each request reads the current one once):
@@ -62,7 +63,7 @@ from http import HTTPStatus
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from segment_simulator.routes import Route
-from segment_simulator.server import DEFAULT_PAGE_SIZE, Response, decode_cursor, encode_cursor, error
+from segment_simulator.wire import PAGINATION, Response, error, pagination
 
 FAULT_KINDS = ("500", "502", "503", "504", "drop", "slow", "malformed", "envelope")
 SERVER_ERRORS = ("500", "502", "503", "504")
@@ -180,7 +181,7 @@ class Faults:
         for "envelope", as a 200 for "malformed" (the transport cuts its body; it also acts out "drop"
         and "slow")."""
         if kind in SERVER_ERRORS:
-            return error_status(int(kind), f"Injected fault: {HTTPStatus(int(kind)).phrase}")  # type: ignore[arg-type]
+            return error_status(int(kind), f"Injected fault: {HTTPStatus(int(kind)).phrase}")
         response = respond()
         if kind == "envelope":
             return Response(200, {"result": response.body}, response.headers)
@@ -234,7 +235,7 @@ class Quirks:
                 if failure.left > 0 and (failure.pattern is None or failure.pattern in names):
                     failure.left -= 1
                     return error_status(failure.status, f"Scripted failure ({failure.status})")
-        count = _page_size(params)
+        count = PAGINATION.read(params).count
         for pattern, limit in self.page_size_limits.items():
             if pattern in names and count is not None and count > limit:
                 return error(
@@ -250,28 +251,14 @@ class Quirks:
 
     @staticmethod
     def _runaway_page(params: Dict[str, str], count: int, answer: Answer) -> Response:
-        cursor = params.get("pagination[cursor]", params.get("pagination.cursor"))
-        try:
-            offset = 0 if cursor is None else decode_cursor(cursor)
-        except ValueError:
+        offset = PAGINATION.read(params).offset
+        if offset is None:
             return answer(params)  # the API's own 422
-        first = {k: v for k, v in params.items() if k not in ("pagination[cursor]", "pagination.cursor")}
-        response = answer(first)
+        response = answer(PAGINATION.without_cursor(params))
         if _has_pagination(response):
-            response.body["data"]["pagination"] = {
-                "current": encode_cursor(offset),
-                "previous": encode_cursor(max(0, offset - count)) if offset > 0 else None,
-                "next": encode_cursor(offset + count),
-                "totalEntries": response.body["data"]["pagination"].get("totalEntries"),
-            }
+            total = response.body["data"]["pagination"].get("totalEntries")
+            response.body["data"]["pagination"] = pagination(offset, count, total, more=True)
         return response
-
-
-def _page_size(params: Dict[str, str]) -> Optional[int]:
-    raw = params.get("pagination[count]", params.get("pagination.count"))
-    if raw is None:
-        return DEFAULT_PAGE_SIZE
-    return int(raw) if raw.isdigit() else None
 
 
 def _has_pagination(response: Response) -> bool:

@@ -1,22 +1,24 @@
-"""How a simulated workspace's items are made up.
+"""Generation, the layer above `catalog.py`: how a simulated workspace's items are made up.
 
-`ItemGenerator._new_<kind>(**fields)` builds one item of a kind the way the Public API serves it
-(camelCase, full shapes; `fields` override), and `populate` fills a workspace with as many of
-each kind as a `Size` says. `SimulatedWorkspace` inherits all of it: its `add(kind, ...)` calls
-`_new_<kind>`. Every draw comes from the workspace's seeded random generator, so the same seed
-gives the same ids, names and secrets; each plaintext secret goes through `new_secret()`.
+`Size` (and the `SIZES` small, medium, large) says how many objects of each kind a generated
+workspace holds. `ItemGenerator._new_<kind>(**fields)` builds one item of a kind the way the Public
+API serves it (camelCase, full shapes; `fields` override), and `populate` fills a workspace with as
+many of each kind as a `Size` says. `ItemGenerator` is an abstract base: `SimulatedWorkspace`
+(`workspace.py`, the layer above) inherits the builders (its `add(kind, ...)` calls `_new_<kind>`)
+and defines the storing methods the base declares (`get`, `_insert`, `_record`). Every draw comes
+from the workspace's seeded random generator, so the same seed gives the same ids, names and
+secrets; each plaintext secret goes through `new_secret()`.
 """
 
 import random
 import re
 import string
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from segment_simulator import catalog
-
-if TYPE_CHECKING:
-    from segment_simulator.workspace import Size
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 
@@ -187,16 +189,116 @@ GROUP_NAMES = ["Data Engineering", "Marketing", "Mobile Team", "Analytics", "Sup
 ROLE_RESOURCE_TYPES = {name: resource_type for name, resource_type, _ in catalog.ROLES}
 
 
+@dataclass(frozen=True)
+class Size:
+    """How many objects of each kind a generated workspace holds. The kinds after
+    `sources_per_warehouse` default to none, so a Size written for the core kinds still works."""
+
+    sources: int
+    destinations: int
+    warehouses: int
+    spaces: int
+    audiences: int
+    sources_per_warehouse: int
+    tracking_plans: int = 0
+    rules_per_plan: Tuple[int, int] = (3, 6)
+    """Fewest and most distinct rules of a plan (some events also keep a deprecated version)."""
+    functions_per_type: int = 0
+    """Functions of each of the five resource types."""
+    filters: int = 0
+    """Destination filters, two on every third destination."""
+    subscriptions_per_destination: int = 0
+    """Subscriptions of every Actions destination (other destinations have none)."""
+    users: int = 0
+    groups: int = 0
+    roles: int = 0
+    computed_traits_per_space: int = 0
+    reverse_etl_models: int = 0
+    transformations: int = 0
+    audit_events: int = 0
+    """Audit events of the last 30 days; edits add more."""
+    syncs_per_warehouse: int = 0
+
+
+SIZES: Dict[str, Size] = {
+    # every list fits in one page
+    "small": Size(
+        sources=6,
+        destinations=10,
+        warehouses=2,
+        spaces=1,
+        audiences=12,
+        sources_per_warehouse=3,
+        tracking_plans=3,
+        rules_per_plan=(3, 6),
+        functions_per_type=2,
+        filters=5,
+        subscriptions_per_destination=2,
+        users=4,
+        groups=2,
+        roles=3,
+        computed_traits_per_space=2,
+        reverse_etl_models=2,
+        transformations=3,
+        audit_events=30,
+        syncs_per_warehouse=3,
+    ),
+    # sources, destinations, users, the audit trail and the first space's audiences span several pages
+    "medium": Size(
+        sources=1250,
+        destinations=2600,
+        warehouses=12,
+        spaces=3,
+        audiences=480,
+        sources_per_warehouse=40,
+        tracking_plans=150,
+        rules_per_plan=(5, 20),
+        functions_per_type=30,
+        filters=800,
+        subscriptions_per_destination=3,
+        users=1200,
+        groups=40,
+        roles=14,
+        computed_traits_per_space=30,
+        reverse_etl_models=25,
+        transformations=150,
+        audit_events=1500,
+        syncs_per_warehouse=20,
+    ),
+    "large": Size(
+        sources=5000,
+        destinations=12000,
+        warehouses=40,
+        spaces=6,
+        audiences=2400,
+        sources_per_warehouse=150,
+        tracking_plans=600,
+        rules_per_plan=(5, 20),
+        functions_per_type=100,
+        filters=4000,
+        subscriptions_per_destination=3,
+        users=5000,
+        groups=150,
+        roles=14,
+        computed_traits_per_space=100,
+        reverse_etl_models=100,
+        transformations=600,
+        audit_events=10000,
+        syncs_per_warehouse=50,
+    ),
+}
+
+
 def iso(moment: datetime) -> str:
     """A timestamp as the API writes it: ISO-8601, UTC, milliseconds, `Z`."""
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-class ItemGenerator:
-    """The item builders of `SimulatedWorkspace`: a mixin that reads and draws from the workspace's
-    state, and stores with its `_insert` and `_record` (audit) methods."""
+class ItemGenerator(ABC):
+    """The item builders of a workspace: a base class that reads and draws from the workspace's
+    state (the attributes below) and stores through the three methods a workspace must define."""
 
-    # set up by SimulatedWorkspace.__init__
+    # the state a workspace sets up in its __init__
     id: str
     items: Dict[str, Dict[str, Dict[str, Any]]]
     warehouse_sources: Dict[str, List[str]]
@@ -209,6 +311,25 @@ class ItemGenerator:
     _rng: random.Random
     _audit_rng: random.Random
     _clock: datetime
+
+    @abstractmethod
+    def get(self, kind: str, item_id: str) -> Dict[str, Any]:
+        """The item of `kind` with this id; `KeyError` if there is none."""
+
+    @abstractmethod
+    def _insert(self, kind: str, **fields: Any) -> Dict[str, Any]:
+        """Make up an item of `kind` (its `_new_<kind>(**fields)`), store it and return it."""
+
+    @abstractmethod
+    def _record(
+        self,
+        kind: str,
+        item: Dict[str, Any],
+        verb: str,
+        at: Optional[datetime] = None,
+        actor: Optional[Tuple[str, Optional[str]]] = None,
+    ) -> None:
+        """Add the audit event of `verb` ("Created", "Modified", "Deleted") done to `item`."""
 
     # ---- primitives ------------------------------------------------------------------------
 
@@ -421,7 +542,10 @@ class ItemGenerator:
         return item
 
     def _new_filters(self, **fields: Any) -> Dict[str, Any]:
-        destination = self.get("destinations", fields.get("destinationId") or self._pick("destinations"))
+        destination_id = fields.get("destinationId") or self._pick("destinations")
+        if destination_id is None:
+            raise KeyError("a destination filter needs a destination: the workspace has none")
+        destination = self.get("destinations", destination_id)
         n = len(self.items["filters"]) + 1
         title, condition, actions, description = FILTERS[(n - 1) % len(FILTERS)]
         created = self._tick()
@@ -603,7 +727,7 @@ class ItemGenerator:
 
     # ---- a whole workspace -------------------------------------------------------------------
 
-    def populate(self, counts: "Size") -> None:
+    def populate(self, counts: Size) -> None:
         """Fill an empty workspace with `counts` of every kind, and an audit trail of
         `counts.audit_events` over the last 30 days. Items go in directly: making up a workspace
         is no edit, so it adds no audit event of its own."""
@@ -659,7 +783,7 @@ class ItemGenerator:
                 self.syncs[warehouse_id].append(self._new_sync(connected[s % len(connected)], started, running))
         self._made_up_audit_trail(counts.audit_events)
 
-    def _populate_protocols(self, counts: "Size", source_ids: List[str]) -> None:
+    def _populate_protocols(self, counts: Size, source_ids: List[str]) -> None:
         """Tracking plans with their rules; the first half of the sources feed the live plans."""
         for _ in range(counts.tracking_plans):
             plan = self._insert("tracking_plans")
@@ -668,7 +792,7 @@ class ItemGenerator:
         for i, source_id in enumerate(source_ids[: len(source_ids) // 2] if live else []):
             self.plan_sources[live[i % len(live)]].append(source_id)
 
-    def _populate_subscriptions(self, counts: "Size") -> None:
+    def _populate_subscriptions(self, counts: Size) -> None:
         """Subscriptions on every Actions destination; every third one maps a Reverse ETL model."""
         models = list(self.items["reverse_etl_models"])
         k = 0

@@ -1,10 +1,12 @@
-"""The simulated endpoints: path pattern -> what it serves, its page limit, rate limit and feature.
+"""The routes, the layer above the workspace model: path pattern -> what it serves, its page limit,
+rate limit and feature.
 
 Facts per endpoint (items keys, page limits, rate limits) follow `shared/segment-api/endpoints.json`.
 A `fetch` gets the workspace, the path parameters and the query parameters; it returns the list
 to page through (`items_key` set) or the `data` object, raises `KeyError` for an unknown parent
-(404) and `ApiError` for any other error answer. `/audit-events` is the one list that pages
-itself (its cursor carries the `endTime` of the first page).
+(404) and `ApiError` (`wire.py`) for any other error answer; `Route.serve` answers a disabled
+feature's status first. `/audit-events` is the one list that pages itself with `wire.page` (its
+cursor carries the `endTime` of the first page). `find` and `match` find the route of a path.
 """
 
 import base64
@@ -17,19 +19,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from segment_simulator import catalog
 from segment_simulator.generate import iso
+from segment_simulator.wire import MAX_PAGE_SIZE, PAGINATION, ApiError, page
 from segment_simulator.workspace import SimulatedWorkspace
 
-MAX_PAGE_SIZE = 1000
 AUDIENCES_MAX_PAGE_SIZE = 200
-CURSOR_PARAMS = ("pagination[cursor]", "pagination.cursor")
-
-
-class ApiError(Exception):
-    """An error answer: `{"errors": [{"type", "message", "field"?, "status"}]}`."""
-
-    def __init__(self, status: int, type_: str, message: str, field: Optional[str] = None) -> None:
-        super().__init__(message)
-        self.status, self.type, self.message, self.field = status, type_, message, field
 
 
 Fetch = Callable[[SimulatedWorkspace, Dict[str, str], Dict[str, str]], Any]
@@ -57,13 +50,24 @@ class Route:
         regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.pattern)
         object.__setattr__(self, "regex", re.compile(f"^{regex}$"))
 
+    def serve(self, ws: SimulatedWorkspace, path_params: Dict[str, str], params: Dict[str, str]) -> Any:
+        """What `fetch` answers, unless the workspace has the route's feature disabled."""
+        status = ws.disabled.get(self.feature) if self.feature else None
+        if status is not None:
+            kind = "Forbidden" if status == 403 else "NotFound"
+            raise ApiError(status, kind, f"{self.feature} is not available to this token in this workspace")
+        return self.fetch(ws, path_params, params)
 
-def _choice(params: Dict[str, str], name: str, allowed: Sequence[str], required: bool = False) -> Optional[str]:
-    """A query parameter that takes one of `allowed` values; 422 for any other (or none, if required)."""
+
+def _choice(params: Dict[str, str], name: str, allowed: Sequence[str]) -> Optional[str]:
+    """An optional query parameter that takes one of `allowed` values; 422 for any other."""
+    return _required_choice(params, name, allowed) if name in params else None
+
+
+def _required_choice(params: Dict[str, str], name: str, allowed: Sequence[str]) -> str:
+    """A query parameter that takes one of `allowed` values; 422 for any other, or none."""
     value = params.get(name)
-    if value is None and not required:
-        return None
-    if value not in allowed:
+    if value is None or value not in allowed:
         got = "it is missing" if value is None else f"got {value!r}"
         raise ApiError(422, "ValidationError", f"{name} must be one of {', '.join(allowed)}: {got}", field=name)
     return value
@@ -93,28 +97,21 @@ def _tracking_plans(ws: SimulatedWorkspace, p: Dict[str, str], q: Dict[str, str]
 
 
 def _functions(ws: SimulatedWorkspace, p: Dict[str, str], q: Dict[str, str]) -> List[Dict[str, Any]]:
-    resource_type = _choice(q, "resourceType", sorted(catalog.FUNCTION_TEMPLATES), required=True)
-    return ws.functions_of(resource_type)  # type: ignore[arg-type] # required: never None
+    return ws.functions_of(_required_choice(q, "resourceType", sorted(catalog.FUNCTION_TEMPLATES)))
 
 
 def _audit_events(ws: SimulatedWorkspace, p: Dict[str, str], q: Dict[str, str]) -> Dict[str, Any]:
     """`GET /audit-events`: newest first. The cursor pins the first page's `endTime` (as the real
     API's does: base64 JSON `{"pageToken", "endTime"}`), so events recorded while a client pages
-    do not shift its pages. The pages themselves are the server's, on the events up to `endTime`."""
-    from segment_simulator.server import SegmentSimulator  # the server imports this module
-
-    params = {k: v for k, v in q.items() if k not in CURSOR_PARAMS}
-    cursor = next((q[k] for k in CURSOR_PARAMS if k in q), None)
-    if cursor is None:
+    do not shift its pages. The pages themselves are `wire.page`'s, on the events up to `endTime`."""
+    asked = PAGINATION.read(q)
+    params = PAGINATION.without_cursor(q)
+    if not asked.cursor:
         end_time = _time(q, "endTime") or ws.audit_clock()
     else:
-        params["pagination[cursor]"], end_time = _read_audit_cursor(cursor)
+        params["pagination[cursor]"], end_time = _read_audit_cursor(asked.cursor)
     events = ws.audit_events(_time(q, "startTime"), end_time, q.get("resourceId"), q.get("resourceType"))
-    response = SegmentSimulator._page(_AUDIT_EVENTS_PAGES, events, params)
-    if response.status != 200:
-        problem = response.body["errors"][0]
-        raise ApiError(problem["status"], problem["type"], problem["message"], problem.get("field"))
-    data = response.body["data"]
+    data: Dict[str, Any] = page("events", events, params).body["data"]
     for name in ("current", "previous", "next"):
         if data["pagination"].get(name) is not None:
             data["pagination"][name] = _audit_cursor(data["pagination"][name], end_time)
@@ -137,9 +134,6 @@ def _read_audit_cursor(cursor: str) -> Tuple[str, datetime]:
         ) from None
     return page_token, end_time
 
-
-# how the server pages the audit trail (the route itself answers with a whole `data` object)
-_AUDIT_EVENTS_PAGES = Route("/audit-events", _audit_events, items_key="events")
 
 ROUTES: List[Route] = [
     Route("/", lambda ws, p, q: {"workspace": ws.info()}),
@@ -229,9 +223,19 @@ ROUTES: List[Route] = [
 ]
 
 
-def match(path: str) -> "tuple[Route, Dict[str, str]] | None":
-    for route in ROUTES:
+def find(path: str, table: Optional[Sequence[Route]] = None) -> Optional[Tuple[Route, Dict[str, str]]]:
+    """The route of `table` (default `ROUTES`, read at every call) that serves `path`, and the path's
+    parameters; None if no route does."""
+    for route in ROUTES if table is None else table:
         found = route.regex.match(path)
         if found:
             return route, found.groupdict()
     return None
+
+
+def match(path: str, table: Optional[Sequence[Route]] = None) -> Tuple[Route, Dict[str, str]]:
+    """What `find` finds; `ApiError` 404 if no route serves `path`."""
+    found = find(path, table)
+    if found is None:
+        raise ApiError(404, "NotFound", f"no resource at {path}")
+    return found

@@ -1,47 +1,40 @@
-"""An HTTP server on 127.0.0.1 that answers like the Segment Public API.
+"""The server, the layer above the faults: an HTTP server on 127.0.0.1 that answers like the
+Segment Public API.
 
 What it reproduces, from `shared/segment-api` (endpoints.json and notes.md):
 - `Authorization: Bearer <token>`; each token owns one workspace; 401 with an `errors` body.
 - envelopes: `{"data": {<items key>: [...], "pagination": {...}}}` for lists, `{"data": {...}}`
-  for objects, `{"errors": [...]}` for failures.
+  for objects, `{"errors": [...]}` for failures (the wire format is `wire.py`'s).
 - cursor pagination with `pagination[count]` / `pagination[cursor]` (the dotted form
   `pagination.count` too): count 1..1000 (audiences 1..200), default 200, opaque base64 cursors,
   no `next` on the last page, 422 for a bad count or cursor.
 
-`handle()` is pure request -> response. The optional policies of `faults.py` (all off by default,
-see that module) go around it: `SegmentSimulator(ws, rate_limits=RateLimits(...), faults=Faults(...),
-quirks=Quirks()...)`, or set `sim.rate_limits`, `sim.faults`, `sim.quirks` between runs.
-`respond()` is `handle()` inside the rate limits and quirks; `_Handler` adds the faults and acts out
-those of the transport (latency, a dropped connection, a slow or truncated answer). `stop()` closes
-every open connection and joins every thread, also when a slow answer is pending.
+`handle()` is pure request -> response, the one request handler of both simulated APIs: the
+differences of the legacy Config API (`config_api.py`, the layer above) are three hooks,
+`route_table()` (the endpoints), `answer()` (the envelope and paging shape) and `shape_errors()`
+(the error shape). The optional policies of `faults.py` (all off by default, see that module) go
+around it: `SegmentSimulator(ws, rate_limits=RateLimits(...), faults=Faults(...), quirks=Quirks()...)`,
+or set `sim.rate_limits`, `sim.faults`, `sim.quirks` between runs. `respond()` is `handle()` inside
+the rate limits and quirks; `_Handler` adds the faults and acts out those of the transport (latency,
+a dropped connection, a slow or truncated answer). `stop()` closes every open connection and joins
+every thread, also when a slow answer is pending.
 """
 
-import base64
-import binascii
 import json
 import socket
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Set, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from segment_simulator import routes
-from segment_simulator.routes import ApiError, Route
+from segment_simulator.faults import Faults, Quirks, RateLimits
+from segment_simulator.routes import Route
+from segment_simulator.wire import PAGINATION, ApiError, Headers, Response, bearer_token, page
 from segment_simulator.workspace import SimulatedWorkspace
-
-if TYPE_CHECKING:
-    from segment_simulator.faults import Faults, Quirks, RateLimits
-
-DEFAULT_PAGE_SIZE = 200
-
-
-@dataclass
-class Response:
-    status: int
-    body: Dict[str, Any]
-    headers: Dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -59,26 +52,7 @@ class RecordedRequest:
 
     @property
     def page_size(self) -> Optional[int]:
-        value = self.params.get("pagination[count]", self.params.get("pagination.count"))
-        return int(value) if value is not None and value.isdigit() else None
-
-
-def error(status: int, type_: str, message: str, **extra: Any) -> Response:
-    return Response(status, {"errors": [dict(type=type_, message=message, status=status, **extra)]})
-
-
-def encode_cursor(offset: int) -> str:
-    return base64.b64encode(str(offset).encode()).decode()
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        offset = int(base64.b64decode(cursor, validate=True).decode())
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise ValueError(cursor) from None
-    if offset < 0:
-        raise ValueError(cursor)
-    return offset
+        return PAGINATION.read(self.params).asked_count
 
 
 class SegmentSimulator:
@@ -95,9 +69,9 @@ class SegmentSimulator:
         token: str = "sim-token",
         host: str = "127.0.0.1",
         port: int = 0,
-        rate_limits: Optional["RateLimits"] = None,
-        faults: Optional["Faults"] = None,
-        quirks: Optional["Quirks"] = None,
+        rate_limits: Optional[RateLimits] = None,
+        faults: Optional[Faults] = None,
+        quirks: Optional[Quirks] = None,
     ) -> None:
         if isinstance(workspaces, SimulatedWorkspace):
             workspaces = {token: workspaces}
@@ -119,7 +93,7 @@ class SegmentSimulator:
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("the simulator is not running: call start() or use it in a with block")
-        host, port = self._server.server_address[:2]
+        host, port = self._server.socket.getsockname()[:2]
         return f"http://{host}:{port}"
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -133,12 +107,13 @@ class SegmentSimulator:
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()  # no new connections
-            self._server.stop_handlers()
-            self._server.server_close()  # closes the port
-            self._thread.join(timeout=10)  # type: ignore[union-attr]
-            self._server = None
+        server, thread = self._server, self._thread
+        if server is not None and thread is not None:
+            server.shutdown()  # no new connections
+            server.stop_handlers()
+            server.server_close()  # closes the port
+            thread.join(timeout=10)
+            self._server = self._thread = None
 
     def __enter__(self) -> "SegmentSimulator":
         return self.start()
@@ -161,88 +136,71 @@ class SegmentSimulator:
 
     # ---- the API ---------------------------------------------------------------------------
 
-    def handle(
-        self, method: str, target: str, headers: Mapping[str, str]
-    ) -> Tuple[Response, Optional[SimulatedWorkspace]]:
-        """Answer one request. Returns the response and the workspace it was for (if any)."""
-        if method != "GET":
-            return error(405, "MethodNotAllowed", f"{method} is not supported by the simulator"), None
-        ws = self.workspaces.get(_bearer_token(headers))
-        if ws is None:
-            return error(401, "Unauthorized", "Unauthorized: the token is missing, invalid or expired"), None
+    unsupported_method_status = 405
+    """The answer to a method the simulator does not serve (it serves reads only)."""
 
-        parts = urlsplit(target)
-        params = dict(parse_qsl(parts.query, keep_blank_values=True))
-        found = routes.match(parts.path)
-        if found is None:
-            return error(404, "NotFound", f"no resource at {parts.path}"), ws
-        route, path_params = found
-        try:
-            ws.check_feature(route.feature)
-            data = route.fetch(ws, path_params, params)
-        except ApiError as ex:
-            extra = {"field": ex.field} if ex.field else {}
-            return error(ex.status, ex.type, ex.message, **extra), ws
-        except KeyError as missing:
-            return error(404, "NotFound", f"Resource not found: {missing.args[0]}"), ws
+    def route_table(self) -> Sequence[Route]:
+        """Hook: the endpoints served (`routes.ROUTES`, read at every request: a test may add some)."""
+        return routes.ROUTES
+
+    def answer(self, route: Route, data: Any, params: Dict[str, str]) -> Response:
+        """Hook: the answer with what `route` fetched: the API's envelope and paging shape."""
         if route.items_key is None:
-            return Response(200, {"data": data}), ws
+            return Response(200, {"data": data})
         if not route.paginated:
-            return Response(200, {"data": {route.items_key: data}}), ws
-        return self._page(route, data, params), ws
+            return Response(200, {"data": {route.items_key: data}})
+        return page(route.items_key, data, params, route.max_count)
 
-    def respond(self, method: str, target: str, headers: Mapping[str, str]) -> Response:
+    def shape_errors(self, response: Response) -> Response:
+        """Hook: an answer in the API's error shape (the Public API's is `wire.error`'s)."""
+        return response
+
+    def handle(self, method: str, target: str, headers: Headers) -> Tuple[Response, Optional[SimulatedWorkspace]]:
+        """Answer one request. Returns the response and the workspace it was for (if any)."""
+        ws = None
+        try:
+            if method != "GET":
+                status = self.unsupported_method_status
+                raise ApiError(status, HTTPStatus(status).phrase.replace(" ", ""), f"{method} is not supported")
+            ws = self.workspaces.get(bearer_token(headers))
+            if ws is None:
+                raise ApiError(401, "Unauthorized", "Unauthorized: the token is missing, invalid or expired")
+            parts = urlsplit(target)
+            params = dict(parse_qsl(parts.query, keep_blank_values=True))
+            route, path_params = routes.match(parts.path, self.route_table())
+            response = self.answer(route, route.serve(ws, path_params, params), params)
+        except ApiError as ex:
+            response = ex.response()
+        except KeyError as missing:  # an unknown parent, or one deleted while the request was answered
+            response = ApiError(404, "NotFound", f"Resource not found: {missing.args[0]}").response()
+        return self.shape_errors(response), ws
+
+    def respond(self, method: str, target: str, headers: Headers) -> Response:
         """`handle` inside the rate limits and the quirks, if they are on."""
         rate_limits, quirks = self.rate_limits, self.quirks
-        token = _bearer_token(headers)
+        token = bearer_token(headers)
         parts = urlsplit(target)
-        found = routes.match(parts.path)
+        found = routes.find(parts.path, self.route_table())
         route = found[0] if found else None
         rate_headers: Dict[str, str] = {}
         if rate_limits is not None and token in self.workspaces:
             rate_headers, refused = rate_limits.consume(token, route, parts.path)
             if refused is not None:
-                return refused
+                return self.shape_errors(refused)
         if quirks is None:
             response = self.handle(method, target, headers)[0]
         else:
             params = dict(parse_qsl(parts.query, keep_blank_values=True))
-            response = quirks.apply(
-                route, parts.path, params, lambda p: self.handle(method, f"{parts.path}?{urlencode(p)}", headers)[0]
+            response = self.shape_errors(
+                quirks.apply(
+                    route,
+                    parts.path,
+                    params,
+                    lambda p: self.handle(method, f"{parts.path}?{urlencode(p)}", headers)[0],
+                )
             )
         response.headers.update(rate_headers)
         return response
-
-    @staticmethod
-    def _page(route: Route, items: List[Any], params: Dict[str, str]) -> Response:
-        raw_count = params.get("pagination[count]", params.get("pagination.count"))
-        raw_cursor = params.get("pagination[cursor]", params.get("pagination.cursor"))
-        count = DEFAULT_PAGE_SIZE if raw_count is None else _int_or_none(raw_count)
-        if count is None or not 1 <= count <= route.max_count:
-            return error(
-                422,
-                "ValidationError",
-                f"pagination.count must be an integer between 1 and {route.max_count}, got {raw_count!r}",
-                field="pagination.count",
-            )
-        try:
-            offset = 0 if raw_cursor is None else decode_cursor(raw_cursor)
-        except ValueError:
-            return error(
-                422, "ValidationError", f"pagination.cursor {raw_cursor!r} is not valid", field="pagination.cursor"
-            )
-        if offset > len(items):
-            return error(
-                422, "ValidationError", f"pagination.cursor {raw_cursor!r} is out of range", field="pagination.cursor"
-            )
-        pagination: Dict[str, Any] = {
-            "current": encode_cursor(offset),
-            "previous": encode_cursor(max(0, offset - count)) if offset > 0 else None,
-            "totalEntries": len(items),
-        }
-        if offset + count < len(items):
-            pagination["next"] = encode_cursor(offset + count)
-        return Response(200, {"data": {route.items_key: items[offset : offset + count], "pagination": pagination}})
 
     def _record(
         self, method: str, target: str, status: int, ws: Optional[SimulatedWorkspace], fault: Optional[str] = None
@@ -252,18 +210,6 @@ class SegmentSimulator:
         entry = RecordedRequest(method, parts.path, params, status, ws.slug if ws else None, fault)
         with self._log_lock:
             self.requests.append(entry)
-
-
-def _bearer_token(headers: Mapping[str, str]) -> str:
-    auth = headers.get("Authorization", "")
-    return auth[len("Bearer ") :] if auth.startswith("Bearer ") else ""
-
-
-def _int_or_none(value: str) -> Optional[int]:
-    try:
-        return int(value)
-    except ValueError:
-        return None
 
 
 class _Server(ThreadingHTTPServer):
@@ -319,7 +265,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         sim = self.server.simulator
-        ws = sim.workspaces.get(_bearer_token(self.headers))
+        ws = sim.workspaces.get(bearer_token(self.headers))
         faults = sim.faults  # read once: a test may swap it between requests
         if faults is None:
             response = sim.respond(self.command, self.path, self.headers)

@@ -1,22 +1,23 @@
-"""A simulated Segment workspace: deterministic generation, the edits tests make between runs, and
-the audit trail those edits leave.
+"""The workspace model, the layer above generation: one simulated Segment workspace, the edits
+tests make between runs, and the audit trail those edits leave.
 
 Items are stored exactly as the Public API serves them (camelCase, full embedded `metadata`), so
 the server only pages through them. Items are copy-on-write: an edit replaces an item's dict, so
 a listing handed to the server is a consistent snapshot without copying every item. Every
 plaintext secret put into an item is recorded in `secrets`, which lets a test prove that none of
-them reaches a loaded table. How items are made up is in `generate.py`.
+them reaches a loaded table. How items are made up is in `generate.py` (`SimulatedWorkspace` is its
+`ItemGenerator`); `generate_workspace` and `demo_workspace` make whole workspaces. The model knows
+no HTTP: `disabled` says which features are off, and the routes (`routes.py`) answer for them.
 """
 
 import copy
 import random
 import threading
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from segment_simulator import catalog
-from segment_simulator.generate import LABELS, ItemGenerator, iso
+from segment_simulator.generate import LABELS, SIZES, ItemGenerator, Size, iso
 
 # Every kind of item, with what the audit trail calls it: (noun of the event type, resourceType).
 KIND_NAMES: Dict[str, Tuple[str, str]] = {
@@ -52,106 +53,6 @@ CASCADES: Dict[str, Tuple[Tuple[str, str], ...]] = {
 PERMISSION_KINDS = ("roles", "sources", "warehouses", "spaces")
 
 _MILLISECOND = timedelta(milliseconds=1)
-
-
-@dataclass(frozen=True)
-class Size:
-    """How many objects of each kind a generated workspace holds. The kinds after
-    `sources_per_warehouse` default to none, so a Size written for the core kinds still works."""
-
-    sources: int
-    destinations: int
-    warehouses: int
-    spaces: int
-    audiences: int
-    sources_per_warehouse: int
-    tracking_plans: int = 0
-    rules_per_plan: Tuple[int, int] = (3, 6)
-    """Fewest and most distinct rules of a plan (some events also keep a deprecated version)."""
-    functions_per_type: int = 0
-    """Functions of each of the five resource types."""
-    filters: int = 0
-    """Destination filters, two on every third destination."""
-    subscriptions_per_destination: int = 0
-    """Subscriptions of every Actions destination (other destinations have none)."""
-    users: int = 0
-    groups: int = 0
-    roles: int = 0
-    computed_traits_per_space: int = 0
-    reverse_etl_models: int = 0
-    transformations: int = 0
-    audit_events: int = 0
-    """Audit events of the last 30 days; edits add more."""
-    syncs_per_warehouse: int = 0
-
-
-SIZES: Dict[str, Size] = {
-    # every list fits in one page
-    "small": Size(
-        sources=6,
-        destinations=10,
-        warehouses=2,
-        spaces=1,
-        audiences=12,
-        sources_per_warehouse=3,
-        tracking_plans=3,
-        rules_per_plan=(3, 6),
-        functions_per_type=2,
-        filters=5,
-        subscriptions_per_destination=2,
-        users=4,
-        groups=2,
-        roles=3,
-        computed_traits_per_space=2,
-        reverse_etl_models=2,
-        transformations=3,
-        audit_events=30,
-        syncs_per_warehouse=3,
-    ),
-    # sources, destinations, users, the audit trail and the first space's audiences span several pages
-    "medium": Size(
-        sources=1250,
-        destinations=2600,
-        warehouses=12,
-        spaces=3,
-        audiences=480,
-        sources_per_warehouse=40,
-        tracking_plans=150,
-        rules_per_plan=(5, 20),
-        functions_per_type=30,
-        filters=800,
-        subscriptions_per_destination=3,
-        users=1200,
-        groups=40,
-        roles=14,
-        computed_traits_per_space=30,
-        reverse_etl_models=25,
-        transformations=150,
-        audit_events=1500,
-        syncs_per_warehouse=20,
-    ),
-    "large": Size(
-        sources=5000,
-        destinations=12000,
-        warehouses=40,
-        spaces=6,
-        audiences=2400,
-        sources_per_warehouse=150,
-        tracking_plans=600,
-        rules_per_plan=(5, 20),
-        functions_per_type=100,
-        filters=4000,
-        subscriptions_per_destination=3,
-        users=5000,
-        groups=150,
-        roles=14,
-        computed_traits_per_space=100,
-        reverse_etl_models=100,
-        transformations=600,
-        audit_events=10000,
-        syncs_per_warehouse=50,
-    ),
-}
 
 
 class SimulatedWorkspace(ItemGenerator):
@@ -195,14 +96,6 @@ class SimulatedWorkspace(ItemGenerator):
 
     def enable(self, feature: str) -> None:
         self.disabled.pop(feature, None)
-
-    def check_feature(self, feature: Optional[str]) -> None:
-        from segment_simulator.routes import ApiError
-
-        if feature in self.disabled:
-            status = self.disabled[feature]
-            kind = "Forbidden" if status == 403 else "NotFound"
-            raise ApiError(status, kind, f"{feature} is not available to this token in this workspace")
 
     # ---- reading: what each endpoint serves ----------------------------------------------------
 

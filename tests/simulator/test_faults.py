@@ -52,6 +52,7 @@ def test_a_rate_limited_request_gets_segments_429_body_and_no_retry_after():
         assert data["remainingPoints"] == 0 and data["consumedPoints"] == 4
         assert 0 < data["msBeforeNext"] <= 2000
         assert [r.status for r in sim.requests] == [200, 200, 200, 429]
+        assert sim.rate_limits is not None
         assert sim.rate_limits.refused == {"token": 1}
 
 
@@ -83,6 +84,7 @@ def test_route_limits_count_per_pattern_or_per_path(limited_routes):
         assert [get(sim, f"/limited/{i}/by-pattern").status_code for i in "abc"] == [200, 200, 429]
         assert [get(sim, "/limited/a/by-path").status_code for _ in range(3)] == [200, 200, 429]
         assert get(sim, "/limited/b/by-path").status_code == 200  # another warehouse, its own budget
+        assert sim.rate_limits is not None
         assert sim.rate_limits.refused == {BY_PATTERN: 1, "/limited/a/by-path": 1}
     with serve(rate_limits=RateLimits(per_token=100, window=2.0, per_route=False)) as sim:
         assert {get(sim, "/limited/a/by-path").status_code for _ in range(3)} == {200}
@@ -92,6 +94,7 @@ def test_a_real_route_limit_applies_per_token_window():
     with serve(rate_limits=RateLimits(per_token=1000, window=2.0)) as sim:
         path = f"/spaces/{sim.workspace.ids('spaces')[0]}/audiences"
         limit = routes.match(path)[0].rate_limit
+        assert limit is not None
         assert {get(sim, path).status_code for _ in range(limit)} == {200}
         refused = get(sim, path)
         assert refused.status_code == 429
@@ -109,6 +112,7 @@ def test_server_error_faults_have_an_errors_body(kind):
         assert answer.status_code == int(kind)
         assert answer.json()["errors"][0]["status"] == int(kind)
         assert [(r.status, r.fault) for r in sim.requests] == [(int(kind), kind)]
+        assert sim.faults is not None
         assert sim.faults.counts == {kind: 1}
 
 
@@ -128,6 +132,7 @@ def test_a_slow_answer_times_out_a_shorter_client_timeout_and_arrives_for_a_pati
         started = time.monotonic()
         assert get(sim, "/sources", timeout=5).status_code == 200
         assert time.monotonic() - started >= 0.5
+        assert sim.faults is not None
         assert sim.faults.counts == {"slow": 2}
 
 
@@ -147,6 +152,7 @@ def test_fixed_latency_delays_every_answer_without_faults():
         started = time.monotonic()
         assert get(sim, "/").status_code == 200
         assert time.monotonic() - started >= 0.2
+        assert sim.faults is not None
         assert sim.faults.injected == []
 
 

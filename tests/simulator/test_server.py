@@ -1,11 +1,16 @@
 """The simulator answers like the Segment Public API (envelopes, cursors, limits, auth)."""
 
+from typing import Union
+
 import requests
 
 from segment_simulator import SegmentSimulator, generate_workspace
 
 
-def get(sim: SegmentSimulator, path: str, token: str = "sim-token", **params: object) -> requests.Response:
+def get(
+    sim: SegmentSimulator, path: str, token: Union[str, int] = "sim-token", **params: Union[str, int]
+) -> requests.Response:
+    """GET `path` with query `params`. `token` is typed like them: a `**dict` argument may fill it."""
     return requests.get(sim.url + path, params=params, headers={"Authorization": f"Bearer {token}"}, timeout=10)
 
 

@@ -112,7 +112,7 @@ TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 RESOURCE_TYPES = ["DESTINATION", "INSERT_DESTINATION", "INSERT_SOURCE", "INSERT_TRANSFORMATION", "SOURCE"]
 
 
-def get(sim: SegmentSimulator, path: str, **params: object) -> requests.Response:
+def get(sim: SegmentSimulator, path: str, **params: Any) -> requests.Response:
     return requests.get(sim.url + path, params=params, headers={"Authorization": f"Bearer {sim.token}"}, timeout=10)
 
 
