@@ -19,6 +19,7 @@ SIMULATOR_LAYERS = [
     "faults",
     "server",
     "config_api",
+    "tracking",
     "__init__",
     "__main__",
 ]
