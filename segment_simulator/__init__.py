@@ -15,6 +15,7 @@ Rate limits, injected faults and scripted quirks are off by default; see `faults
 The modules are a straight stack of layers, each importing only from the layers below it (no
 import inside a function, none only for type checking; `tests/test_independence.py` checks it):
 
+0. `loopback.py`: the HTTP server on 127.0.0.1 that both simulators stand on.
 1. `wire.py`: the wire format: `Response`, `ApiError` and the error shape, the bearer token,
    the cursor codec, the one parser of page parameters, `page()`. `catalog.py`: Segment's
    catalog (sources, destinations, warehouses, actions, functions, roles) - no imports either.

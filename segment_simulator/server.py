@@ -21,17 +21,16 @@ every thread, also when a slow answer is pending.
 """
 
 import json
-import socket
-import sys
 import threading
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from segment_simulator import routes
 from segment_simulator.faults import Faults, Quirks, RateLimits
+from segment_simulator.loopback import LoopbackServer
 from segment_simulator.routes import Route
 from segment_simulator.wire import PAGINATION, ApiError, Headers, Response, bearer_token, page
 from segment_simulator.workspace import SimulatedWorkspace
@@ -82,7 +81,6 @@ class SegmentSimulator:
         self.rate_limits, self.faults, self.quirks = rate_limits, faults, quirks
         self._host, self._port = host, port
         self._server: Optional[_Server] = None
-        self._thread: Optional[threading.Thread] = None
 
     @property
     def workspace(self) -> SimulatedWorkspace:
@@ -93,27 +91,19 @@ class SegmentSimulator:
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("the simulator is not running: call start() or use it in a with block")
-        host, port = self._server.socket.getsockname()[:2]
-        return f"http://{host}:{port}"
+        return self._server.url
 
     # ---- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> "SegmentSimulator":
         self._server = _Server((self._host, self._port), self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="segment-simulator", daemon=True
-        )  # a short poll interval: stop() waits for one
-        self._thread.start()
+        self._server.start("segment-simulator")
         return self
 
     def stop(self) -> None:
-        server, thread = self._server, self._thread
-        if server is not None and thread is not None:
-            server.shutdown()  # no new connections
-            server.stop_handlers()
-            server.server_close()  # closes the port
-            thread.join(timeout=10)
-            self._server = self._thread = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
 
     def __enter__(self) -> "SegmentSimulator":
         return self.start()
@@ -212,47 +202,10 @@ class SegmentSimulator:
             self.requests.append(entry)
 
 
-class _Server(ThreadingHTTPServer):
-    """A threaded HTTP server that knows its connections and handler threads, so stopping it can
-    wake and join every handler (one may wait on a keep-alive client or a fault's delay). The
-    threads are daemons all the same: a simulator never stopped does not hold the interpreter."""
-
+class _Server(LoopbackServer):
     def __init__(self, address: Tuple[str, int], simulator: SegmentSimulator) -> None:
         self.simulator = simulator
-        self.stopping = threading.Event()
-        self._connections: Set[socket.socket] = set()
-        self._handler_threads: List[threading.Thread] = []
-        self._handlers_lock = threading.Lock()
         super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(target=self.process_request_thread, args=(request, client_address), daemon=True)
-        with self._handlers_lock:
-            self._connections.add(request)
-            self._handler_threads = [t for t in self._handler_threads if t.is_alive()] + [thread]
-        thread.start()
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._handlers_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def stop_handlers(self) -> None:
-        """Close every open connection, wake the handlers and join them; call after shutdown()."""
-        self.stopping.set()
-        with self._handlers_lock:
-            for connection in self._connections:
-                try:
-                    connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass  # already closed by the client
-            threads = list(self._handler_threads)
-        for thread in threads:
-            thread.join()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client gone away is no error
-            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

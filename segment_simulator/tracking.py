@@ -24,14 +24,14 @@ import base64
 import binascii
 import json
 import random
-import socket
-import sys
 import threading
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
+
+from segment_simulator.loopback import LoopbackServer
 
 MAX_BATCH_BYTES = 500 * 1024
 MAX_EVENT_BYTES = 32 * 1024
@@ -95,32 +95,24 @@ class TrackingSimulator:
         self._lock = threading.Lock()
         self._address = (host, port)
         self._server: Optional[_Server] = None
-        self._thread: Optional[threading.Thread] = None
 
     @property
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("the tracking simulator is not running: call start() or use it in a with block")
-        host, port = self._server.server_address[:2]
-        return f"http://{str(host)}:{port}"
+        return self._server.url
 
     def accepted_by_type(self) -> Counter:
         return Counter(event["type"] for event in self.accepted)
 
     def start(self) -> "TrackingSimulator":
         self._server = _Server(self._address, self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="tracking-simulator", daemon=True
-        )
-        self._thread.start()
+        self._server.start("tracking-simulator")
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.close_connections()
-            self._server.server_close()  # joins every handler thread (block_on_close)
-            self._thread.join(timeout=10)  # type: ignore[union-attr]
+            self._server.stop()
             self._server = None
 
     def __enter__(self) -> "TrackingSimulator":
@@ -203,42 +195,10 @@ def _write_key(authorization: str) -> Optional[str]:
     return user
 
 
-class _Server(ThreadingHTTPServer):
-    """Handler threads are joined by `server_close()`; `close_connections()` first wakes any handler
-    still waiting on an idle keep-alive client."""
-
-    daemon_threads = False
-    block_on_close = True
-
+class _Server(LoopbackServer):
     def __init__(self, address: Tuple[str, int], simulator: TrackingSimulator) -> None:
         self.simulator = simulator
-        self.stopping = threading.Event()
-        self._connections: Set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        self.stopping.set()
-        with self._connections_lock:
-            for connection in self._connections:
-                try:
-                    connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass  # the client closed it already
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client gone (killed, timed out) is no error
-            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

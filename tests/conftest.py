@@ -43,3 +43,12 @@ def destination(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
 @pytest.fixture
 def pipeline(destination: Any, tmp_path: Any) -> dlt.Pipeline:
     return make_pipeline(destination, tmp_path)
+
+
+@pytest.fixture
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real retry logic on a short clock: small backoff, a 1 s read timeout for slow answers."""
+    monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.02")
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_RETRY_DELAY", "0.2")
+    monkeypatch.setenv("RUNTIME__REQUEST_TIMEOUT", "1")
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "6")

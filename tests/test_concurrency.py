@@ -19,12 +19,7 @@ FAN_OUT = Size(
 )  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def quick_retries(monkeypatch):
-    monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.02")
-    monkeypatch.setenv("RUNTIME__REQUEST_MAX_RETRY_DELAY", "0.2")
-    monkeypatch.setenv("RUNTIME__REQUEST_TIMEOUT", "1")
-    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "8")
+pytestmark = pytest.mark.usefixtures("quick_retries")
 
 
 class InFlight:

@@ -11,6 +11,7 @@ from typing import Iterator, List, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 SIMULATOR_LAYERS = [
+    "loopback",
     "wire",
     "catalog",
     "generate",

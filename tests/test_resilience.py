@@ -11,14 +11,7 @@ from segment_source import RunReport, ratelimit, segment_source
 from segment_source.errors import explain
 from tests.support import CORE_TABLES, expected, loaded, make_pipeline, rows
 
-
-@pytest.fixture(autouse=True)
-def quick_retries(monkeypatch):
-    """Real retry logic on a short clock: small backoff, a 1 s read timeout for slow answers."""
-    monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.02")
-    monkeypatch.setenv("RUNTIME__REQUEST_MAX_RETRY_DELAY", "0.2")
-    monkeypatch.setenv("RUNTIME__REQUEST_TIMEOUT", "1")
-    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "6")
+pytestmark = pytest.mark.usefixtures("quick_retries")
 
 
 @pytest.fixture
