@@ -181,6 +181,7 @@ class SegmentSimulator:
             response = self.handle(method, target, headers)[0]
         else:
             params = dict(parse_qsl(parts.query, keep_blank_values=True))
+            # `handle` shapes its own errors; this shapes the quirks' refusals
             response = self.shape_errors(
                 quirks.apply(
                     route,
