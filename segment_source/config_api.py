@@ -16,7 +16,7 @@ destinations, the tracking plans.
 """
 
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 from urllib.parse import urlsplit
 
 import dlt
@@ -26,6 +26,7 @@ from dlt.extract.resource import DltResource
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.paginators import SinglePagePaginator
 
+from segment_source import redaction
 from segment_source.client import (
     SegmentClient,
     SegmentCursorPaginator,
@@ -38,7 +39,7 @@ from segment_source.endpoints import RULE_KEY, Endpoint, Row
 from segment_source.errors import ConfigurationError, NotFoundError, PermissionDeniedError, UnexpectedResponseError
 from segment_source.reader import EmbeddedEndpoint, WorkspaceReader
 from segment_source.report import RunReport
-from segment_source.source import endpoint_resource
+from segment_source.source import endpoint_resource, keep_paths
 
 SECTION = "segment_config_api"
 DEFAULT_BASE_URL = "https://platform.segmentapis.com/v1beta"
@@ -271,6 +272,7 @@ def segment_config_api(
     base_url: Optional[str] = None,
     history: bool = True,
     fingerprint_key: Optional[TSecretValue] = None,
+    keep_settings: Optional[Union[str, List[str]]] = None,
     report: Optional[RunReport] = None,
 ) -> List[DltResource]:
     """A Segment workspace's configuration read through the legacy Config API, into the tables of
@@ -281,7 +283,8 @@ def segment_config_api(
         workspace: the workspace's slug, as in `app.segment.com/<slug>/`.
         base_url: overrides https://platform.segmentapis.com/v1beta, e.g. the simulator's URL.
         history: also keep every version of every object in `<table>_history`.
-        fingerprint_key: key of the fingerprints of masked secrets; defaults to the workspace id.
+        fingerprint_key: key of the fingerprints of masked secrets; derived from the token by default.
+        keep_settings: settings paths to load unmasked, as for `segment_source`.
         report: collects skipped resources and a failed workspace, for the caller to show.
     """
     token = str(access_token or "").strip()
@@ -301,7 +304,9 @@ def segment_config_api(
     endpoints = config_api_endpoints(workspace)
     destinations = f"{urlsplit(url).path}/workspaces/{workspace}/sources/{{source}}/destinations"
     client = ConfigApiClient(url, token, [(destinations, DESTINATIONS_PER_MINUTE, False)])
-    reader = WorkspaceReader(client, f"workspace {workspace}", fingerprint_key, endpoints=endpoints)
+    key = fingerprint_key or redaction.token_key(token)
+    keep = keep_paths(keep_settings, endpoints, SECTION)
+    reader = WorkspaceReader(client, f"workspace {workspace}", key, endpoints=endpoints, keep_settings=keep)
     report = report if report is not None else RunReport()
     report.readers = [reader]
     return [endpoint_resource(endpoint, [reader], history, report) for endpoint in endpoints]

@@ -15,14 +15,15 @@ old rows removed. Append-only endpoints (audit events, sync reports) are merged 
 
 import logging
 from datetime import datetime, timezone
-from typing import Any, Dict, Generator, Iterator, List, Optional, Sequence
+from typing import Any, Dict, FrozenSet, Generator, Iterator, List, Optional, Sequence, Union
 
 import dlt
 from dlt.common.typing import TSecretValue
 from dlt.extract.resource import DltResource
 
+from segment_source import redaction
 from segment_source.client import SegmentClient, resolve_base_url
-from segment_source.endpoints import ENDPOINTS, HISTORY_SUFFIX, Endpoint
+from segment_source.endpoints import ENDPOINTS, HISTORY_SUFFIX, Endpoint, column_name
 from segment_source.errors import (
     ConfigurationError,
     MissingTokenError,
@@ -49,6 +50,7 @@ def segment_source(
     history: bool = True,
     fingerprint_key: Optional[TSecretValue] = None,
     start_date: Optional[str] = None,
+    keep_settings: Optional[Union[str, List[str]]] = None,
     report: Optional[RunReport] = None,
 ) -> List[DltResource]:
     """A Segment workspace's configuration (or several workspaces'), one resource per object type.
@@ -58,9 +60,12 @@ def segment_source(
         region: "us" (api.segmentapis.com) or "eu" (eu1.api.segmentapis.com).
         base_url: overrides the region's URL, e.g. the simulator's http://127.0.0.1:<port>.
         history: also keep every version of every object in `<table>_history`.
-        fingerprint_key: key of the fingerprints of masked secrets; defaults to the workspace id.
+        fingerprint_key: key of the fingerprints of masked secrets; by default each workspace's key
+            is derived from its own token (`redaction.token_key`).
         start_date: where the first run of the audit trail (and sync reports) starts, ISO 8601;
             defaults to 90 days ago, the audit trail's retention.
+        keep_settings: settings paths to load unmasked, e.g. `["destinations.settings.region"]`
+            (a list, or comma-separated).
         report: collects skipped resources and failed workspaces, for the caller to show.
     """
     tokens = split_tokens(api_key)
@@ -68,9 +73,14 @@ def segment_source(
         raise MissingTokenError()
     url = resolve_base_url(region, base_url)
     start = _parse_start_date(start_date)
+    keep = keep_paths(keep_settings, ENDPOINTS, "segment_source")
     readers = [
         WorkspaceReader(
-            SegmentClient(url, token, RATE_LIMITS), f"workspace {i} of {len(tokens)}", fingerprint_key, start
+            SegmentClient(url, token, RATE_LIMITS),
+            f"workspace {i} of {len(tokens)}",
+            fingerprint_key or redaction.token_key(token),
+            start,
+            keep_settings=keep,
         )
         for i, token in enumerate(tokens, 1)
     ]
@@ -155,6 +165,23 @@ def table_hints(endpoint: Endpoint, table: str, scope: str) -> Dict[str, Any]:
         "source_filter": scope,
     }
     return dict(table_name=table, write_disposition=write_disposition, columns=columns, primary_key=endpoint.key)
+
+
+def keep_paths(keep_settings: Any, endpoints: Sequence[Endpoint], section: str) -> FrozenSet[redaction.Path]:
+    """`keep_settings` as paths (table, column, keys...); a path outside every settings column is refused."""
+    columns = sorted(f"{e.table}.{column_name(f)}" for e in endpoints for f in e.settings_fields)
+    paths = []
+    for text in split_tokens(keep_settings or ()):
+        path = tuple(text.split("."))
+        if ".".join(path[:2]) not in columns or len(path) < 3 or not all(path):
+            raise ConfigurationError(
+                f"keep_settings names {text!r}, which is not a setting inside a settings column. Each entry is"
+                " <table>.<column>.<key>[.<key>...], the keys as they appear in the JSON column, e.g."
+                f" destinations.settings.region; the columns are {', '.join(columns)}. Fix [sources.{section}]"
+                f" keep_settings in .dlt/config.toml (or SOURCES__{section.upper()}__KEEP_SETTINGS)."
+            )
+        paths.append(path)
+    return frozenset(paths)
 
 
 def _parse_start_date(value: Optional[str]) -> Optional[datetime]:
