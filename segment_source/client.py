@@ -585,7 +585,7 @@ def _data(response: requests.Response) -> Dict[str, Any]:
 def body_snippet(response: requests.Response) -> str:
     """The start of a body, with anything that looks like a secret masked."""
     text = response.content[: SNIPPET_LENGTH * 4].decode("utf-8", "replace")
-    text = redaction.redact_text(text, "error-snippet")
+    text = redaction.redact_text(text)
     return repr(text[:SNIPPET_LENGTH] + ("…" if len(text) > SNIPPET_LENGTH else ""))
 
 

@@ -16,7 +16,7 @@ destinations, the tracking plans.
 """
 
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 from urllib.parse import urlsplit
 
 import dlt
@@ -26,13 +26,14 @@ from dlt.extract.resource import DltResource
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.paginators import BasePaginator, SinglePagePaginator
 
+from segment_source import redaction
 from segment_source.client import SegmentClient, SegmentCursorPaginator, body_snippet, endpoint_of, parse_json
 from segment_source.endpoints import RULE_KEY, EmbeddedEndpoint, Endpoint, Row
 from segment_source.errors import ConfigurationError, NotFoundError, PermissionDeniedError, UnexpectedResponseError
 from segment_source.ratelimit import RateLimit
 from segment_source.reader import WorkspaceReader
 from segment_source.report import RunReport
-from segment_source.settings import check_base_url, where
+from segment_source.settings import check_base_url, keep_paths, where
 from segment_source.tables import endpoint_resource
 
 SECTION = "segment_config_api"
@@ -274,6 +275,7 @@ def segment_config_api(
     base_url: Optional[str] = None,
     history: bool = True,
     fingerprint_key: Optional[TSecretValue] = None,
+    keep_settings: Optional[Union[str, List[str]]] = None,
     report: Optional[RunReport] = None,
 ) -> List[DltResource]:
     """A Segment workspace's configuration read through the legacy Config API, into the tables of
@@ -284,7 +286,8 @@ def segment_config_api(
         workspace: the workspace's slug, as in `app.segment.com/<slug>/`.
         base_url: overrides https://platform.segmentapis.com/v1beta, e.g. the simulator's URL.
         history: also keep every version of every object in `<table>_history`.
-        fingerprint_key: key of the fingerprints of masked secrets; defaults to the workspace id.
+        fingerprint_key: key of the fingerprints of masked secrets; derived from the token by default.
+        keep_settings: settings paths to load unmasked, as for `segment_source`.
         report: collects skipped resources and a failed workspace, for the caller to show.
     """
     token = str(access_token or "").strip()
@@ -305,7 +308,9 @@ def segment_config_api(
     endpoints = config_api_endpoints(workspace)
     destinations = f"{urlsplit(url).path}/workspaces/{workspace}/sources/{{source}}/destinations"
     client = ConfigApiClient(url, token, [RateLimit(destinations, DESTINATIONS_PER_MINUTE)])
-    reader = WorkspaceReader(client, f"workspace {workspace}", fingerprint_key, endpoints=endpoints)
+    key = fingerprint_key or redaction.token_key(token)
+    keep = keep_paths(keep_settings, endpoints, SECTION)
+    reader = WorkspaceReader(client, f"workspace {workspace}", key, endpoints=endpoints, keep_settings=keep)
     report = report if report is not None else RunReport()
     report.readers = [reader]
     return [endpoint_resource(endpoint, [reader], history, report) for endpoint in endpoints]

@@ -4,6 +4,7 @@ Facts (paths, items keys, page limits, rate limits, secret fields) come from `sh
 (endpoints.json, notes.md), API version 73.2.0. Adding a table is adding one entry here.
 """
 
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -67,9 +68,10 @@ class Endpoint:
     secret_fields: Tuple[str, ...] = ()
     """Fields that are secrets in full (masked element by element); dotted for nested fields."""
     settings_fields: Tuple[str, ...] = ()
-    """Objects whose secret-looking keys are masked; each lands as one JSON column."""
+    """Settings-like objects: every string in them is masked unless redaction.py knows it is safe
+    (deny by default); each lands as one JSON column."""
     code_fields: Tuple[str, ...] = ()
-    """Source code in which credentials are masked."""
+    """Source code whose string literals are judged like settings values."""
     shape: Optional[Callable[[Row, Row], Row]] = None
     """Turns an API item (and its parent row) into the row to load."""
     column_types: Mapping[str, str] = field(default_factory=dict)
@@ -97,7 +99,7 @@ class Endpoint:
     def columns(self) -> Dict[str, Dict[str, object]]:
         """Column hints: key columns typed (text unless said otherwise) so that a table can be
         created empty, settings and other declared columns with their types."""
-        types = {**{name: "json" for name in self.settings_fields}, **self.column_types}
+        types = {**{column_name(name): "json" for name in self.settings_fields}, **self.column_types}
         columns: Dict[str, Dict[str, object]] = {name: {"data_type": data_type} for name, data_type in types.items()}
         for name in self.key:
             columns[name] = {"data_type": types.get(name, "text"), "nullable": False}
@@ -125,6 +127,11 @@ def rate_limits(endpoints: Sequence[Endpoint], prefix: str = "") -> List[RateLim
 def media_types(endpoints: Sequence[Endpoint], prefix: str = "") -> List[Tuple[str, str]]:
     """(path template, versioned media type) of every endpoint that makes requests."""
     return [(prefix + e.path, e.media_type) for e in endpoints if not isinstance(e, EmbeddedEndpoint)]
+
+
+def column_name(field_name: str) -> str:
+    """The column an API field lands in: `hashPropertiesConfiguration` -> `hash_properties_configuration`."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", field_name).lower()
 
 
 def catalog_reference(item: Row, parent: Row) -> Row:
@@ -273,17 +280,14 @@ ENDPOINTS: List[Endpoint] = [
         "transformations",
         "/transformations",
         "transformations",
-        secret_fields=("hashPropertiesConfiguration.key",),  # "Optional key to hash with"
-        column_types={
-            name: "json"
-            for name in (
-                "property_renames",
-                "property_value_transformations",
-                "fql_defined_properties",
-                "allow_properties",
-                "hash_properties_configuration",
-            )
-        },
+        # their configuration: property names and values, FQL, the hashing key ("Optional key to hash with")
+        settings_fields=(
+            "propertyRenames",
+            "propertyValueTransformations",
+            "fqlDefinedProperties",
+            "allowProperties",
+            "hashPropertiesConfiguration",
+        ),
     ),
     Endpoint(
         "audit_events",
@@ -324,8 +328,9 @@ ENDPOINTS: List[Endpoint] = [
         page_size=None,
         is_object=True,
         secret_fields=("previewWebhookUrl",),  # a source function's URL: whoever has it can send events
+        settings_fields=("settings",),  # FunctionSettingV1 definitions: names, labels, types
         code_fields=("code",),
-        column_types={"settings": "json", "deployed_at": "timestamp"},
+        column_types={"deployed_at": "timestamp"},
         feature="Functions",
         default=False,
     ),

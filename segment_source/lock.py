@@ -47,7 +47,7 @@ from typing import Any, Callable, Iterator, Optional
 import dlt
 
 from segment_source.errors import RunInProgressError
-from segment_source.redaction import redact_url
+from segment_source.redaction import redact_text
 
 logger = logging.getLogger("segment_source")
 
@@ -84,7 +84,7 @@ class Holder:
     def this_process(cls) -> "Holder":
         # a connection string typed on the command line keeps its host, never its password; one line, as
         # the refusal is one paragraph (a `python -c` program spans many)
-        args = [redact_url(a, os.urandom(16).hex()) if "://" in a else a for a in sys.orig_argv]
+        args = [redact_text(a) if "://" in a else a for a in sys.orig_argv]
         return cls(
             pid=os.getpid(),
             host=socket.gethostname(),

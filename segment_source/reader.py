@@ -13,11 +13,11 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Deque, Dict, FrozenSet, Iterator, List, Optional, Sequence, Set, Tuple
 
 from segment_source import redaction
 from segment_source.client import SegmentClient
-from segment_source.endpoints import ENDPOINTS, EmbeddedEndpoint, Endpoint, Row
+from segment_source.endpoints import ENDPOINTS, EmbeddedEndpoint, Endpoint, Row, column_name
 from segment_source.errors import NotFoundError, UnexpectedResponseError
 
 _SQL_SAFE = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
@@ -55,10 +55,11 @@ class WorkspaceReader:
         self,
         client: SegmentClient,
         label: str,
-        fingerprint_key: Optional[str] = None,
+        fingerprint_key: str,
         start_date: Optional[datetime] = None,
         endpoints: Sequence[Endpoint] = ENDPOINTS,
         max_concurrency: int = 1,
+        keep_settings: FrozenSet[redaction.Path] = frozenset(),
     ) -> None:
         self.client = client
         self.max_concurrency = max(1, max_concurrency)
@@ -78,6 +79,8 @@ class WorkspaceReader:
         self.failure: Optional[Exception] = None
         """Set when the workspace failed in this run: its other resources are not read."""
         self._fingerprint_key = fingerprint_key
+        """Never stored, logged or loaded: with it, anyone could test guesses against fingerprints."""
+        self._keep_settings = keep_settings
         self._start_date = start_date or datetime.now(timezone.utc) - timedelta(days=90)
         """Where incremental endpoints start on their first run (the audit trail keeps 90 days)."""
         self._run_started = datetime.now(timezone.utc)
@@ -221,7 +224,7 @@ class WorkspaceReader:
         known: Dict[str, Any] = state.get("versions", {})
         changed = [p for p in parents if str(p["id"]) not in known or known[str(p["id"])] != versions[str(p["id"])]]
         touched = sorted({str(p["id"]) for p in changed} | (set(known) - set(versions)))
-        column = _snake(endpoint.parent_key)
+        column = column_name(endpoint.parent_key)
         scope = f"{self.scope} AND {column} IN ({', '.join(sql_literal(t) for t in touched)})" if touched else None
 
         def pages() -> Iterator[List[Row]]:
@@ -280,8 +283,8 @@ class WorkspaceReader:
         if endpoint.parent_key and parent:
             item = dict(item)
             item.setdefault(endpoint.parent_key, parent["id"])
-        key = self._fingerprint_key or self.workspace_id
-        row = redaction.redact_item(item, endpoint.secret_fields, endpoint.settings_fields, key, endpoint.code_fields)
+        # masked here, before dlt sees the row: nothing plain reaches load packages, staging or state
+        row = redaction.redact_item(item, endpoint, self._fingerprint_key, self._keep_settings)
         row.setdefault("workspaceId", self.workspace_id)
         return row
 
@@ -305,10 +308,6 @@ class _FeatureProbe:
             self._answered += 1
             if self._answered >= self._needed:
                 raise vanished
-
-
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def _parse_time(value: Any) -> datetime:

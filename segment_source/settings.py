@@ -8,9 +8,11 @@ variable (`SOURCES__<SECTION>__<KEY>`), so the person at the terminal knows what
 import ipaddress
 import json
 from datetime import datetime, timezone
-from typing import Any, Optional, Tuple
+from typing import Any, FrozenSet, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
+from segment_source import redaction
+from segment_source.endpoints import Endpoint, column_name
 from segment_source.errors import ConfigurationError
 
 SECTION = "segment_source"
@@ -115,3 +117,20 @@ def check_concurrency(value: Any) -> int:
             f" {where(SECTION, 'max_concurrency')} to e.g. {DEFAULT_CONCURRENCY} (1 reads one parent at a time)."
         )
     return number
+
+
+def keep_paths(keep_settings: Any, endpoints: Sequence[Endpoint], section: str) -> FrozenSet[redaction.Path]:
+    """`keep_settings` as paths (table, column, keys...); a path outside every settings column is refused."""
+    columns = sorted(f"{e.table}.{column_name(f)}" for e in endpoints for f in e.settings_fields)
+    paths = []
+    for text in split_tokens(keep_settings or ()):
+        path = tuple(text.split("."))
+        if ".".join(path[:2]) not in columns or len(path) < 3 or not all(path):
+            raise ConfigurationError(
+                f"keep_settings names {text!r}, which is not a setting inside a settings column. Each entry is"
+                " <table>.<column>.<key>[.<key>...], the keys as they appear in the JSON column, e.g."
+                f" destinations.settings.region; the columns are {', '.join(columns)}. Fix"
+                f" {where(section, 'keep_settings')}."
+            )
+        paths.append(path)
+    return frozenset(paths)

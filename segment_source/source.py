@@ -1,12 +1,13 @@
 """The dlt source of the Segment Public API: one resource per endpoint of `endpoints.ENDPOINTS`,
 each filling a current-state table and its history (see `tables.py`)."""
 
-from typing import List, Optional
+from typing import List, Optional, Union
 
 import dlt
 from dlt.common.typing import TSecretValue
 from dlt.extract.resource import DltResource
 
+from segment_source import redaction
 from segment_source.client import SegmentClient
 from segment_source.endpoints import ENDPOINTS, media_types, rate_limits
 from segment_source.errors import MissingTokenError
@@ -16,6 +17,7 @@ from segment_source.settings import (
     DEFAULT_CONCURRENCY,
     SECTION,
     check_concurrency,
+    keep_paths,
     parse_start_date,
     resolve_base_url,
     split_tokens,
@@ -32,6 +34,7 @@ def segment_source(
     fingerprint_key: Optional[TSecretValue] = None,
     start_date: Optional[str] = None,
     max_concurrency: int = DEFAULT_CONCURRENCY,
+    keep_settings: Optional[Union[str, List[str]]] = None,
     report: Optional[RunReport] = None,
 ) -> List[DltResource]:
     """A Segment workspace's configuration (or several workspaces'), one resource per object type.
@@ -41,11 +44,14 @@ def segment_source(
         region: "us" (api.segmentapis.com) or "eu" (eu1.api.segmentapis.com).
         base_url: overrides the region's URL, e.g. the simulator's http://127.0.0.1:<port>.
         history: also keep every version of every object in `<table>_history`.
-        fingerprint_key: key of the fingerprints of masked secrets; defaults to the workspace id.
+        fingerprint_key: key of the fingerprints of masked secrets; by default each workspace's key
+            is derived from its own token (`redaction.token_key`).
         start_date: where the first run of the audit trail (and sync reports) starts, ISO 8601;
             defaults to 90 days ago, the audit trail's retention.
         max_concurrency: child listings (one per parent: filters per destination...) in flight at
             once per workspace; every request still waits its turn in the token's budget.
+        keep_settings: settings paths to load unmasked, e.g. `["destinations.settings.region"]`
+            (a list, or comma-separated).
         report: collects skipped resources and failed workspaces, for the caller to show.
     """
     tokens = split_tokens(api_key)
@@ -55,13 +61,15 @@ def segment_source(
     start = parse_start_date(start_date)
     limits, versions = rate_limits(ENDPOINTS), media_types(ENDPOINTS)
     concurrency = check_concurrency(max_concurrency)
+    keep = keep_paths(keep_settings, ENDPOINTS, SECTION)
     readers = [
         WorkspaceReader(
             SegmentClient(url, token, limits, versions, max_concurrency=concurrency),
             f"workspace {i} of {len(tokens)}",
-            fingerprint_key,
+            fingerprint_key or redaction.token_key(token),
             start,
             max_concurrency=concurrency,
+            keep_settings=keep,
         )
         for i, token in enumerate(tokens, 1)
     ]
