@@ -17,10 +17,12 @@ from typing import Iterator, List, Optional, Sequence
 
 import dlt
 from dlt.common.pipeline import LoadInfo
+from dlt.common.runtime.collector import NULL_COLLECTOR
 
 from segment_source import DEFAULT_TABLES, ENDPOINTS, RunReport, segment_config_api, segment_source
 from segment_source.config_api import CONFIG_API_TABLES
 from segment_source.errors import ConfigurationError, WorkspaceFailures, explain
+from segment_source.progress import Progress
 from segment_source.recovery import recover_interrupted_load
 from segment_source.report import describe_location, table_counts
 
@@ -62,6 +64,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         help="read the workspace through the legacy Config API ([sources.segment_config_api]) into the same tables: "
         + ",".join(CONFIG_API_TABLES),
     )
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr while the run goes")
     return parser.parse_args(argv)
 
 
@@ -100,14 +103,15 @@ def source_settings(demo: bool, config_api: bool = False) -> Iterator[dict]:
 
 def run(args: argparse.Namespace) -> LoadInfo:
     resources = selected_resources(args.resources, args.config_api)
+    run_report = RunReport()
     pipeline = dlt.pipeline(
         # the Config API's schema and state are its own: its own pipeline (and DuckDB file)
         pipeline_name=(DEMO_PIPELINE_NAME if args.demo else PIPELINE_NAME) + ("_config_api" if args.config_api else ""),
         destination=args.destination,
         dataset_name=args.dataset_name,
+        progress=NULL_COLLECTOR if args.quiet else Progress(run_report),
     )
     recover_interrupted_load(pipeline)
-    run_report = RunReport()
     with source_settings(args.demo, args.config_api) as settings:
         make_source = segment_config_api if args.config_api else segment_source
         source = make_source(report=run_report, **settings).with_resources(*resources)
