@@ -15,6 +15,7 @@ sequences, `enlighten` shows nothing without a terminal, and none knows workspac
 rate-limit waits.
 """
 
+import shutil
 import sys
 import threading
 import time
@@ -150,8 +151,9 @@ class Progress(Collector):
 
     def _redraw(self) -> None:
         lines = self._workspace_lines()
+        width = shutil.get_terminal_size().columns - 1  # a wrapped line would break the cursor moves
         up = f"\x1b[{self._drawn}F" if self._drawn else ""  # back to the first line of the last drawing
-        self.stream.write(up + "".join(f"{line}\x1b[K\n" for line in lines))
+        self.stream.write(up + "".join(f"{line[:width]}\x1b[K\n" for line in lines))
         self.stream.flush()
         self._drawn = len(lines)
 

@@ -30,7 +30,7 @@ def configure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
         monkeypatch.setenv("SOURCES__SEGMENT_SOURCE__API_KEY", api_key)
         monkeypatch.setenv("SOURCES__SEGMENT_SOURCE__BASE_URL", sim.url)
         for key, value in dagster.items():
-            monkeypatch.setenv(f"SOURCES__SEGMENT_SOURCE__DAGSTER__{key.upper()}", value)
+            monkeypatch.setenv(f"SOURCES__SEGMENT_SOURCE__SCHEDULE__{key.upper()}", value)
 
     monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(tmp_path / "segment.duckdb"))
     monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
@@ -79,7 +79,7 @@ def test_every_table_the_run_writes_is_an_asset_after_its_parent_holding_the_sim
 def test_several_tokens_run_as_named_partitions_with_their_own_state_into_one_dataset(configure, tmp_path):
     a, b = generate_workspace("small", slug="alpha"), generate_workspace("small", slug="beta")
     with SegmentSimulator({"tok-a": a, "tok-b": b}) as sim:
-        configure(sim, "tok-a,tok-b", partitions='["alpha", "beta"]', schedule="15 3 * * *")
+        configure(sim, "tok-a,tok-b", workspaces='["alpha", "beta"]', cron="15 3 * * *")
         defs = build_definitions()
         job = defs.resolve_job_def("segment_job")
         assert job.partitions_def.get_partition_keys() == ["alpha", "beta"]

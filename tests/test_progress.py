@@ -29,7 +29,11 @@ def test_a_medium_run_logs_a_few_dozen_lines_and_one_per_finished_table(tmp_path
         if m
     }
     assert set(finished) == set(DEFAULT_TABLES)
-    counted = {line.split()[0]: int(line.split()[1]) for line in result.stdout.splitlines() if line.startswith("  ")}
+    counted = {
+        m.group(1): int(m.group(2))
+        for m in map(re.compile(r"^  (\w+) +(\d+) / ").match, result.stdout.splitlines())
+        if m
+    }
     for table in DEFAULT_TABLES:
         assert finished[table] == counted[table], table
     assert any(
