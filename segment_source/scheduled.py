@@ -26,11 +26,10 @@ from segment_source.errors import ConfigurationError, WorkspaceFailures, explain
 from segment_source.progress import Progress
 from segment_source.recovery import recover_interrupted_load
 from segment_source.report import RunReport
-from segment_source.settings import SECTION, split_tokens, where
+from segment_source.settings import SECTION, split_tokens
 from segment_source.source import segment_source
 
 PIPELINE_NAME = "segment_pipeline"
-SCHEDULE_SECTION = SECTION + ".schedule"
 
 
 class RunFailed(Exception):
@@ -66,7 +65,7 @@ def read_settings(
     names = tuple(workspaces) if workspaces else tuple(f"workspace_{i}" for i in range(1, len(tokens) + 1))
     if workspaces and len(names) != len(tokens):
         raise ConfigurationError(
-            f"{len(names)} workspace name(s) for {len(tokens)} token(s). Set {where(SCHEDULE_SECTION, 'workspaces')}"
+            f"{len(names)} workspace name(s) for {len(tokens)} token(s). Set {where_scheduled('workspaces')}"
             " to one name per token, in the order of the tokens, or remove it to name them workspace_1,"
             " workspace_2..."
         )
@@ -74,11 +73,16 @@ def read_settings(
     unknown = sorted(set(chosen) - {e.table for e in ENDPOINTS})
     if unknown:
         raise ConfigurationError(
-            f"Unknown resource(s) {', '.join(unknown)} in {where(SCHEDULE_SECTION, 'resources')}."
+            f"Unknown resource(s) {', '.join(unknown)} in {where_scheduled('resources')}."
             f" Valid names: {', '.join(e.table for e in ENDPOINTS)}."
         )
     history = dlt.config.get(f"sources.{SECTION}.history", bool)  # the source's own setting
     return Settings(destination, dataset_name, cron, chosen, history is not False, names if len(tokens) > 1 else ())
+
+
+def where_scheduled(key: str) -> str:
+    env = f"SOURCES__{SECTION.upper()}__SCHEDULE__{key.upper()}"
+    return f"[sources.{SECTION}.schedule] {key} in .dlt/config.toml (or {env})"
 
 
 def configured_tokens() -> Tuple[str, ...]:

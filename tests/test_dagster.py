@@ -18,6 +18,7 @@ from tests.support import expected, loaded
 dg = pytest.importorskip("dagster")
 
 from segment_source.dagster import build_definitions  # noqa: E402 - after the skip
+from segment_source.errors import ConfigurationError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -138,3 +139,12 @@ def test_dagster_loads_the_module_as_its_code_location(tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_workspace_names_that_do_not_match_the_tokens_are_refused_naming_the_setting(monkeypatch):
+    monkeypatch.setenv("SOURCES__SEGMENT_SOURCE__API_KEY", "tok-a,tok-b")
+    monkeypatch.setenv("SOURCES__SEGMENT_SOURCE__SCHEDULE__WORKSPACES", '["alpha"]')
+    with pytest.raises(ConfigurationError) as refused:
+        build_definitions()
+    assert "SOURCES__SEGMENT_SOURCE__SCHEDULE__WORKSPACES" in str(refused.value)
+    assert "tok-a" not in str(refused.value)
