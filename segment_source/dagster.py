@@ -99,7 +99,7 @@ def build_definitions() -> dg.Definitions:
     def segment(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
         workspace = context.partition_key if partitions else None
         row_counts = run(settings, workspace, context.log)
-        for table in sorted(t for t in set(row_counts) - set(tables) if not t.startswith("_dlt")):
+        for table in sorted(set(row_counts) - set(tables)):
             context.log.warning(f"{table} was loaded but has no asset; please report it (segment_source.dagster).")
         for table in tables:
             yield dg.MaterializeResult(

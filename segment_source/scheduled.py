@@ -118,4 +118,5 @@ def run(settings: Settings, workspace: Optional[str], log: Any) -> Dict[str, int
         raise RunFailed(message) from None
     log.info(str(info))
     trace = pipeline.last_trace  # rows per table the run wrote, child tables included
-    return dict(trace.last_normalize_info.row_counts) if trace and trace.last_normalize_info else {}
+    written = trace.last_normalize_info.row_counts if trace and trace.last_normalize_info else {}
+    return {table: rows for table, rows in written.items() if not table.startswith("_dlt")}
