@@ -18,11 +18,13 @@ from typing import Iterator, List, Optional, Sequence
 
 import dlt
 from dlt.common.pipeline import LoadInfo
+from dlt.common.runtime.collector import NULL_COLLECTOR
 
 from segment_source import DEFAULT_TABLES, ENDPOINTS, RunReport, segment_config_api, segment_source
 from segment_source.config_api import CONFIG_API_TABLES
 from segment_source.errors import ConfigurationError, WorkspaceFailures, explain
 from segment_source.lock import run_lock
+from segment_source.progress import Progress
 from segment_source.recovery import recover_interrupted_load
 from segment_source.report import describe_location, table_counts
 
@@ -71,6 +73,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         metavar="SECONDS",
         help="when another run of this pipeline and dataset is in progress, wait up to SECONDS for it (default: 0)",
     )
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr while the run goes")
     return parser.parse_args(argv)
 
 
@@ -109,13 +112,14 @@ def source_settings(demo: bool, config_api: bool = False) -> Iterator[dict]:
 
 def run(args: argparse.Namespace) -> LoadInfo:
     resources = selected_resources(args.resources, args.config_api)
+    run_report = RunReport()
     pipeline = dlt.pipeline(
         # the Config API's schema and state are its own: its own pipeline (and DuckDB file)
         pipeline_name=(DEMO_PIPELINE_NAME if args.demo else PIPELINE_NAME) + ("_config_api" if args.config_api else ""),
         destination=args.destination,
         dataset_name=args.dataset_name,
+        progress=NULL_COLLECTOR if args.quiet else Progress(run_report),
     )
-    run_report = RunReport()
     with run_lock(pipeline, args.wait), source_settings(args.demo, args.config_api) as settings:
         recover_interrupted_load(pipeline)  # under the lock: a running load is not an interrupted one
         make_source = segment_config_api if args.config_api else segment_source

@@ -9,6 +9,7 @@ import dlt
 from segment_source.endpoints import HISTORY_SUFFIX, Endpoint
 
 if TYPE_CHECKING:
+    from segment_source.progress import Progress
     from segment_source.reader import WorkspaceReader
 
 logger = logging.getLogger("segment_source")
@@ -27,6 +28,8 @@ class RunReport:
     failed: Dict[str, str] = field(default_factory=dict)
     """Workspace -> why it failed (a rejected token, an unreachable API...)."""
     readers: List["WorkspaceReader"] = field(default_factory=list)
+    progress: Optional["Progress"] = None
+    """Shown while the source reads: `tables.py` tells it each page and each finished table."""
 
     def skip(self, reader: "WorkspaceReader", endpoint: Endpoint, error: Exception) -> None:
         status = getattr(error, "status", None)

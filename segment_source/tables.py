@@ -53,6 +53,8 @@ def endpoint_resource(
                 stateful = endpoint.incremental or endpoint.refetch_on
                 read = reader.read(endpoint, state.setdefault(reader.workspace_id, {}) if stateful else {})
                 for rows in batches(read.pages):
+                    if report.progress:
+                        report.progress.page(reader, endpoint, len(rows))
                     for table in tables:
                         yield dlt.mark.with_table_name(rows, table)
             except (PermissionDeniedError, NotFoundError) as ex:
@@ -67,6 +69,8 @@ def endpoint_resource(
         failures = [r.failure for r in readers]
         if all(failures):
             raise failures[0]  # type: ignore[misc]  # all set: the first is an exception
+        if report.progress:
+            report.progress.finished(endpoint)
         if endpoint.incremental or not scopes:
             return
         scope = " OR ".join(f"({s})" for s in scopes)
