@@ -208,7 +208,12 @@ class SegmentSimulator:
         else:
             params = dict(parse_qsl(parts.query, keep_blank_values=True))
             response = quirks.apply(
-                route, parts.path, params, lambda p: self.handle(method, f"{parts.path}?{urlencode(p)}", headers)[0]
+                route,
+                parts.path,
+                params,
+                lambda p: self.handle(method, f"{parts.path}?{urlencode(p)}", headers)[0],
+                headers,
+                self.workspaces.get(token),
             )
         response.headers.update(rate_headers)
         return response
@@ -347,7 +352,18 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in response.headers.items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body)
+        quirks, path = self.server.simulator.quirks, urlsplit(self.path).path
+        found = routes.match(path)
+        rate = quirks.trickle_rate(found[0] if found else None, path) if quirks else None
+        if rate is None:
+            self.wfile.write(body)
+            return
+        # a trickle: a tenth of a second's bytes at a time, until done or the server stops
+        step = max(1, int(rate / 10))
+        for start in range(0, len(body), step):
+            if self.server.stopping.wait(0.1):
+                return self._drop()
+            self.wfile.write(body[start : start + step])
 
     def _drop(self) -> None:
         """Close the connection without an answer."""

@@ -31,6 +31,7 @@ from functools import lru_cache
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Type
 
 import requests
+import urllib3
 from dlt.common.configuration import resolve_configuration
 from dlt.common.configuration.specs import RuntimeConfiguration
 from dlt.common.jsonpath import JSONPath, compile_path
@@ -65,6 +66,11 @@ DEADLINE_FACTOR = 3
 """A request (connect and the whole body) must finish within this many `request_timeout`s: the
 timeout alone is per socket read, so a body that trickles in would never time out."""
 BODY_CHUNK = 64 * 1024
+
+
+class DeadlineExceeded(requests.Timeout):
+    """A request's body did not arrive completely within its deadline."""
+
 
 TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 """Failures of the transport itself: worth another attempt (SSL errors aside, see `RetryPolicy`)."""
@@ -264,18 +270,31 @@ class SegmentSession(Session):
                 self._wait_or_raise(request, failure, attempt - rate_limited, rate_limited)
 
     def _send_within_deadline(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        """Send, then read the body in chunks until it is complete or the deadline has passed."""
+        """Send, then read the body as it arrives until it is complete or the deadline has passed.
+
+        Not `iter_content`: with urllib3 2 each of its chunks blocks until the chunk is full, so a
+        body that trickles in would be read to its end before the deadline is looked at. `read1`
+        returns what one read brings; its errors become those `iter_content` raises."""
         deadline = time.monotonic() + self.deadline
         kwargs["stream"] = True
         response = super().send(request, **kwargs)
         chunks = []
         try:
-            for chunk in response.iter_content(BODY_CHUNK):
+            while chunk := response.raw.read1(BODY_CHUNK, decode_content=True):
                 chunks.append(chunk)
                 if time.monotonic() > deadline:
-                    raise requests.Timeout(
-                        f"GET {_path(request.url)} sent its body too slowly: not complete after {self.deadline:.0f} s"
+                    raise DeadlineExceeded(
+                        f"GET {_path(request.url)} sent its body too slowly: not complete within the deadline"
+                        f" of {self.deadline:.0f} s"
                     )
+        except urllib3.exceptions.ProtocolError as ex:
+            raise requests.exceptions.ChunkedEncodingError(ex) from None
+        except urllib3.exceptions.DecodeError as ex:
+            raise requests.exceptions.ContentDecodingError(ex) from None
+        except urllib3.exceptions.ReadTimeoutError as ex:
+            raise requests.ConnectionError(ex) from None
+        except urllib3.exceptions.SSLError as ex:
+            raise requests.exceptions.SSLError(ex) from None
         finally:
             response.close()
         response._content = b"".join(chunks)  # what requests does itself when it reads the body
@@ -515,6 +534,11 @@ class SegmentClient:
                 raise ApiUnreachableError(
                     f"The TLS certificate of {self.base_url} could not be verified, so no request was sent"
                     " with the token. Check base_url; certificate checks cannot be turned off."
+                ) from None
+            if isinstance(ex, DeadlineExceeded):
+                raise ApiUnreachableError(
+                    f"{ex}, at each of {self.policy.max_attempts} attempts. Segment or the network is too slow;"
+                    f" rerun later, or raise [runtime] request_timeout (the deadline is {DEADLINE_FACTOR} times it)."
                 ) from None
             raise ApiUnreachableError(
                 f"Could not reach the Segment API at {self.base_url} for GET {path} ({type(ex).__name__})"
