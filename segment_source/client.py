@@ -28,7 +28,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Type
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Type
 
 import requests
 import urllib3
@@ -347,6 +347,8 @@ class SegmentCursorPaginator(JSONResponseCursorPaginator):
         """Items served so far."""
         self.total: Optional[int] = None
         """`totalEntries` as the last page announced it (the API may omit it)."""
+        self.totals: Set[int] = set()
+        """Every `totalEntries` a page announced: more than one, and the list changed while paged."""
         self._seen_cursors: set = set()
         self._pages = 0
 
@@ -363,6 +365,8 @@ class SegmentCursorPaginator(JSONResponseCursorPaginator):
         self.served += len(data or [])
         total = parse_json(response).get("data", {}).get("pagination", {}).get("totalEntries")
         self.total = int(total) if isinstance(total, (int, float)) else None
+        if self.total is not None:
+            self.totals.add(self.total)
         cursor = self._next_reference
         if cursor is None:
             return
@@ -405,10 +409,17 @@ class SegmentRESTClient(RESTClient):
 
 @dataclass
 class Listing:
-    """What one listing read: its items as served and the total it announced (for consistency checks)."""
+    """What one listing read: its items as served and the totals its pages announced."""
 
     served: int = 0
     total: Optional[int] = None
+    totals: Set[int] = field(default_factory=set)
+
+    @property
+    def agrees(self) -> bool:
+        """Every page announced as many items as were served (or announced none): the list did not
+        change while it was paged."""
+        return all(total == self.served for total in self.totals)
 
 
 class SegmentClient:
@@ -502,7 +513,7 @@ class SegmentClient:
                 paginator.page_size = FALLBACK_PAGE_SIZE  # type: ignore[attr-defined]  # checked just above
                 continue
             if listing is not None and isinstance(paginator, SegmentCursorPaginator):
-                listing.total = paginator.total
+                listing.total, listing.totals = paginator.total, paginator.totals
             return
 
     @staticmethod

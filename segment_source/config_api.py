@@ -305,6 +305,6 @@ def segment_config_api(
     destinations = f"{urlsplit(url).path}/workspaces/{workspace}/sources/{{source}}/destinations"
     client = ConfigApiClient(url, token, [RateLimit(destinations, DESTINATIONS_PER_MINUTE)])
     reader = WorkspaceReader(client, f"workspace {workspace}", fingerprint_key, endpoints=endpoints)
-    report = report if report is not None else RunReport()
+    report = report if report is not None else RunReport(isolate_tables=False)
     report.readers = [reader]
     return [endpoint_resource(endpoint, [reader], history, report) for endpoint in endpoints]

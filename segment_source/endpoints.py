@@ -155,6 +155,10 @@ def is_actions_destination(item: Row) -> bool:
     return isinstance(metadata, dict) and bool(metadata.get("actions"))
 
 
+ENABLED = {"enabled": "bool"}
+"""The documented boolean every configurable object has: declared, so that a value that arrives as
+text keeps the column boolean (see `reader.WorkspaceReader._loadable`)."""
+
 CATALOG_JSON = {
     name: "json"
     for name in (
@@ -180,9 +184,24 @@ ENDPOINTS: List[Endpoint] = [
         secret_fields=("writeKeys",),
         settings_fields=("settings",),
         shape=catalog_reference,
+        column_types=ENABLED,
     ),
-    Endpoint("destinations", "/destinations", "destinations", settings_fields=("settings",), shape=catalog_reference),
-    Endpoint("warehouses", "/warehouses", "warehouses", settings_fields=("settings",), shape=catalog_reference),
+    Endpoint(
+        "destinations",
+        "/destinations",
+        "destinations",
+        settings_fields=("settings",),
+        shape=catalog_reference,
+        column_types=ENABLED,
+    ),
+    Endpoint(
+        "warehouses",
+        "/warehouses",
+        "warehouses",
+        settings_fields=("settings",),
+        shape=catalog_reference,
+        column_types=ENABLED,
+    ),
     Endpoint(
         "warehouse_sources",
         "/warehouses/{id}/connected-sources",
@@ -199,7 +218,7 @@ ENDPOINTS: List[Endpoint] = [
         parent="spaces",
         parent_key="spaceId",
         page_size=AUDIENCES_MAX_PAGE_SIZE,
-        column_types={"definition__target_entity": "text"},
+        column_types={"definition__target_entity": "text", **ENABLED},
         feature="Engage",
         rate_limit=60,
     ),
@@ -209,6 +228,7 @@ ENDPOINTS: List[Endpoint] = [
         "computedTraits",
         parent="spaces",
         parent_key="spaceId",
+        column_types=ENABLED,
         feature="Engage",
         rate_limit=25,
         version="v1alpha",
@@ -249,7 +269,7 @@ ENDPOINTS: List[Endpoint] = [
         "filters",
         parent="destinations",
         parent_key="destinationId",
-        column_types={"actions": "json"},
+        column_types={"actions": "json", **ENABLED},
         feature="Destination Filters",
     ),
     Endpoint(
@@ -260,7 +280,7 @@ ENDPOINTS: List[Endpoint] = [
         parent_key="destinationId",
         only_for=is_actions_destination,
         settings_fields=("settings",),
-        column_types={"reverse_etl_schedule": "json", "model_id": "text"},
+        column_types={"reverse_etl_schedule": "json", "model_id": "text", **ENABLED},
         feature="Actions destinations",
         version="v1alpha",
     ),
@@ -268,7 +288,14 @@ ENDPOINTS: List[Endpoint] = [
     Endpoint("user_groups", "/groups", "userGroups", feature="Access Management (Workspace Owner)"),
     Endpoint("roles", "/roles", "roles", feature="Access Management (Workspace Owner)"),
     Endpoint("labels", "/labels", "labels", primary_key=("key", "value"), page_size=None),
-    Endpoint("reverse_etl_models", "/reverse-etl-models", "models", feature="Reverse ETL", version="v1alpha"),
+    Endpoint(
+        "reverse_etl_models",
+        "/reverse-etl-models",
+        "models",
+        column_types=ENABLED,
+        feature="Reverse ETL",
+        version="v1alpha",
+    ),
     Endpoint(
         "transformations",
         "/transformations",
@@ -283,7 +310,8 @@ ENDPOINTS: List[Endpoint] = [
                 "allow_properties",
                 "hash_properties_configuration",
             )
-        },
+        }
+        | ENABLED,
     ),
     Endpoint(
         "audit_events",

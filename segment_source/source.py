@@ -36,7 +36,9 @@ def segment_source(
         fingerprint_key: key of the fingerprints of masked secrets; defaults to the workspace id.
         start_date: where the first run of the audit trail (and sync reports) starts, ISO 8601;
             defaults to 90 days ago, the audit trail's retention.
-        report: collects skipped resources and failed workspaces, for the caller to show.
+        report: collects skipped resources, failed workspaces and tables and warnings, for the
+            caller to show. With one, a table that fails costs only itself (see
+            `RunReport.failed_tables`); without one, it fails the run.
     """
     tokens = split_tokens(api_key)
     if not tokens:
@@ -50,6 +52,6 @@ def segment_source(
         )
         for i, token in enumerate(tokens, 1)
     ]
-    report = report if report is not None else RunReport()
+    report = report if report is not None else RunReport(isolate_tables=False)
     report.readers = readers
     return [endpoint_resource(endpoint, readers, history, report) for endpoint in ENDPOINTS]
