@@ -12,8 +12,9 @@ What it reproduces, from `shared/segment-api` (endpoints.json and notes.md):
 see that module) go around it: `SegmentSimulator(ws, rate_limits=RateLimits(...), faults=Faults(...),
 quirks=Quirks()...)`, or set `sim.rate_limits`, `sim.faults`, `sim.quirks` between runs.
 `respond()` is `handle()` inside the rate limits and quirks; `_Handler` adds the faults and acts out
-those of the transport (latency, a dropped connection, a slow or truncated answer). `stop()` closes
-every open connection and joins every thread, also when a slow answer is pending.
+those of the transport (latency, a dropped connection, a slow or truncated answer, a body that
+trickles). `stop()` closes every open connection and joins every thread, also when a slow answer is
+pending.
 """
 
 import base64

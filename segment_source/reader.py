@@ -27,6 +27,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any, Dict, Generator, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 from urllib.parse import urlencode
 
@@ -507,6 +508,7 @@ class _FeatureProbe:
                 raise vanished
 
 
+@lru_cache(maxsize=4096)
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
