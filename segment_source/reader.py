@@ -65,6 +65,8 @@ class Read:
     """Which loaded rows count (the merge's `source_filter`, no placeholders); None: `scope`."""
     failures: List[Tuple[str, SegmentSourceError]] = field(default_factory=list)
     """Variants that failed ("resourceType=...", why): their rows stay as they were."""
+    unconfirmed: int = 0
+    """Listings (or parent lists) of this read that could not be confirmed."""
 
 
 @dataclass
@@ -237,7 +239,8 @@ class WorkspaceReader:
     def _unconfirmed(self, endpoint: Endpoint, read: Read) -> None:
         """Shrink the read's scope to the keys it read: the rows of every other key stay, and none of
         their versions is retired (the loaded rows still count by the original scope)."""
-        if read.scope is None:
+        read.unconfirmed += 1
+        if read.scope is None or read.keep is not None:
             return
         columns = ", ".join(endpoint.key)
         read.keep = read.scope
@@ -321,10 +324,10 @@ class WorkspaceReader:
             probe = _FeatureProbe(len(changed))
             for parent in changed:
                 path = endpoint.path.format(id=parent["id"])
-                confirmed = read.keep is None
+                unconfirmed = read.unconfirmed
                 vanished = yield from self._skip_vanished(self._pages(endpoint, path, parent, read))
                 probe.check(vanished)
-                if vanished or (confirmed and read.keep is not None):
+                if vanished or read.unconfirmed > unconfirmed:
                     versions.pop(str(parent["id"]))  # ask again next run
             state["versions"] = versions  # only once every changed parent was read
 
