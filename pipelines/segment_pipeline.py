@@ -22,7 +22,7 @@ from dlt.common.runtime.collector import NULL_COLLECTOR
 
 from segment_source import DEFAULT_TABLES, ENDPOINTS, RunReport, segment_config_api, segment_source
 from segment_source.config_api import CONFIG_API_TABLES
-from segment_source.errors import ConfigurationError, WorkspaceFailures, explain
+from segment_source.errors import ConfigurationError, TableFailures, WorkspaceFailures, explain
 from segment_source.lock import run_lock
 from segment_source.progress import Progress
 from segment_source.recovery import recover_interrupted_load
@@ -128,6 +128,8 @@ def run(args: argparse.Namespace) -> LoadInfo:
     report(pipeline, info, resources, run_report)
     if run_report.failed:
         raise WorkspaceFailures(run_report.failed)
+    if run_report.failed_tables:
+        raise TableFailures(run_report.failed_tables)
     return info
 
 
@@ -138,7 +140,7 @@ def report(pipeline: dlt.Pipeline, info: LoadInfo, resources: List[str], run_rep
         f"Segment API: {stats['requests']} requests, {stats['retries']} retried"
         f" ({stats['rate_limited']} after a 429), {stats['waited_seconds']:.1f} s spent pacing and waiting."
     )
-    for line in run_report.skipped:
+    for line in run_report.skipped + run_report.warnings:
         print(f"Note: {line}")
     print("\nRows per table (current objects / versions in history):")
     for table, current, versions in table_counts(pipeline, resources):

@@ -46,6 +46,17 @@ name between runs (each request reads the current one once):
   - `runaway_pages(pattern)`: every cursor gets a page (the first page's items again) and a new `next`.
   - `fail_next(n, status, pattern=None)`: the next n requests (matching the pattern) get `status`
     (a 429 gets the rate-limit body with `msBeforeNext` 0).
+  - `refuse(pattern, status, params=None)`: every request (whose query has `params`) gets `status`,
+    e.g. `refuse("/functions", 422, {"resourceType": "INSERT_DESTINATION"})`.
+  - `require_media_type(pattern, media_type)`: 406 unless the request's `Accept` is `media_type`.
+  - `serve_fewer(pattern, k)`: k items a page, whatever `pagination[count]` asks (the cursors follow).
+  - `insert_during_paging(pattern, n, times=1)` / `delete_during_paging(pattern, n, times=1)`: right
+    after a first page (no cursor) of the listing is answered, n new objects appear at the front of
+    it, or its first n objects are deleted; `times` such first pages each get the change. The kind
+    is the pattern's first segment (`/sources` -> sources).
+  - `trickle(pattern, bytes_per_second)`: the transport sends the answer's body that slowly.
+  Odd items need no quirk: edit the workspace (`ws.update(kind, id, enabled="PAUSED")`, or replace
+  `ws.items[kind][id]` with an item without `id`).
 
 Order for one request: fixed latency, then a fault "500".."504"/"drop", then the rate limits, then the
 quirks, then the API; "slow", "malformed" and "envelope" then spoil the answer.
@@ -63,7 +74,8 @@ from http import HTTPStatus
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from segment_simulator.routes import Route
-from segment_simulator.wire import PAGINATION, Response, error, pagination
+from segment_simulator.wire import PAGINATION, Headers, Response, error, pagination
+from segment_simulator.workspace import SimulatedWorkspace
 
 FAULT_KINDS = ("500", "502", "503", "504", "drop", "slow", "malformed", "envelope")
 SERVER_ERRORS = ("500", "502", "503", "504")
@@ -200,6 +212,23 @@ class _Failure:
     left: int
 
 
+@dataclass
+class _Refusal:
+    pattern: str
+    status: int
+    params: Dict[str, str]
+
+
+@dataclass
+class _Mutation:
+    """Objects inserted at the front of a listing (`insert`) or deleted from it, between its pages."""
+
+    pattern: str
+    n: int
+    insert: bool
+    left: int
+
+
 class Quirks:
     """Scripted misbehaviour per path pattern, for specific tests (see the module doc)."""
 
@@ -208,6 +237,11 @@ class Quirks:
         self.looping: List[str] = []
         self.runaway: List[str] = []
         self.failures: List[_Failure] = []
+        self.refusals: List[_Refusal] = []
+        self.media_types: Dict[str, str] = {}
+        self.fewer: Dict[str, int] = {}
+        self.mutations: List[_Mutation] = []
+        self.trickles: Dict[str, float] = {}
         self._lock = threading.Lock()
 
     def limit_page_size(self, pattern: str, limit: int = 200) -> "Quirks":
@@ -227,15 +261,63 @@ class Quirks:
             self.failures.append(_Failure(pattern, status, n))
         return self
 
-    def apply(self, route: Optional[Route], path: str, params: Dict[str, str], answer: Answer) -> Response:
-        """The answer to a request for `path`; `answer(params)` asks the API itself."""
+    def refuse(self, pattern: str, status: int, params: Optional[Dict[str, str]] = None) -> "Quirks":
+        self.refusals.append(_Refusal(pattern, status, dict(params or {})))
+        return self
+
+    def require_media_type(self, pattern: str, media_type: str) -> "Quirks":
+        self.media_types[pattern] = media_type
+        return self
+
+    def serve_fewer(self, pattern: str, k: int) -> "Quirks":
+        self.fewer[pattern] = k
+        return self
+
+    def insert_during_paging(self, pattern: str, n: int, times: int = 1) -> "Quirks":
+        self.mutations.append(_Mutation(pattern, n, insert=True, left=times))
+        return self
+
+    def delete_during_paging(self, pattern: str, n: int, times: int = 1) -> "Quirks":
+        self.mutations.append(_Mutation(pattern, n, insert=False, left=times))
+        return self
+
+    def trickle(self, pattern: str, bytes_per_second: float) -> "Quirks":
+        self.trickles[pattern] = bytes_per_second
+        return self
+
+    def trickle_rate(self, route: Optional[Route], path: str) -> Optional[float]:
+        """Bytes a second the transport sends the body of an answer to `path` at (None: at once)."""
+        names = {path} | ({route.pattern} if route is not None else set())
+        return next((rate for pattern, rate in self.trickles.items() if pattern in names), None)
+
+    def apply(
+        self,
+        route: Optional[Route],
+        path: str,
+        params: Dict[str, str],
+        answer: Answer,
+        headers: Optional[Headers] = None,
+        ws: Optional[SimulatedWorkspace] = None,
+    ) -> Response:
+        """The answer to a request for `path`; `answer(params)` asks the API itself. `headers` and the
+        token's workspace `ws` serve the quirks that read the request or edit the workspace."""
         names = {path} | ({route.pattern} if route is not None else set())
         with self._lock:
             for failure in self.failures:
                 if failure.left > 0 and (failure.pattern is None or failure.pattern in names):
                     failure.left -= 1
                     return error_status(failure.status, f"Scripted failure ({failure.status})")
+        for refusal in self.refusals:
+            if refusal.pattern in names and refusal.params.items() <= params.items():
+                return error_status(refusal.status, f"Scripted refusal ({refusal.status})")
+        for pattern, media_type in self.media_types.items():
+            if pattern in names and (headers.get("Accept", "") if headers else "") != media_type:
+                return error(406, "NotAcceptable", f"this endpoint only serves {media_type}")
         count = PAGINATION.read(params).count
+        for pattern, k in self.fewer.items():
+            if pattern in names and count is not None:
+                params = dict(params, **{"pagination[count]": str(min(k, count))})
+                params.pop("pagination.count", None)
         for pattern, limit in self.page_size_limits.items():
             if pattern in names and count is not None and count > limit:
                 return error(
@@ -247,6 +329,12 @@ class Quirks:
         if names.intersection(self.looping) and _has_pagination(response):
             pagination = response.body["data"]["pagination"]
             pagination["next"] = pagination["current"]
+        if ws is not None and _has_pagination(response) and "next" in response.body["data"]["pagination"]:
+            first_page = not {"pagination[cursor]", "pagination.cursor"} & set(params)
+            for mutation in self.mutations:
+                if first_page and mutation.pattern in names and mutation.left > 0:
+                    mutation.left -= 1
+                    _mutate(ws, mutation.pattern.strip("/").split("/")[0].replace("-", "_"), mutation)
         return response
 
     @staticmethod
@@ -259,6 +347,18 @@ class Quirks:
             total = response.body["data"]["pagination"].get("totalEntries")
             response.body["data"]["pagination"] = pagination(offset, count, total, more=True)
         return response
+
+
+def _mutate(ws: SimulatedWorkspace, kind: str, mutation: _Mutation) -> None:
+    """Insert `mutation.n` objects of `kind` at the front of its listing, or delete its first n."""
+    if not mutation.insert:
+        for item_id in ws.ids(kind)[: mutation.n]:
+            ws.delete(kind, item_id)
+        return
+    added = [ws.add(kind)["id"] for _ in range(mutation.n)]
+    with ws._lock:  # the listing is in creation order: move the new ones to its front
+        items = ws.items[kind]
+        ws.items[kind] = {**{i: items[i] for i in added}, **{i: v for i, v in items.items() if i not in added}}
 
 
 def _has_pagination(response: Response) -> bool:

@@ -16,7 +16,7 @@ differences of the legacy Config API (`config_api.py`, the layer above) are thre
 around it: `SegmentSimulator(ws, rate_limits=RateLimits(...), faults=Faults(...), quirks=Quirks()...)`,
 or set `sim.rate_limits`, `sim.faults`, `sim.quirks` between runs. `respond()` is `handle()` inside
 the rate limits and quirks; `_Handler` adds the faults and acts out those of the transport (latency,
-a dropped connection, a slow or truncated answer). `stop()` closes every open connection and joins
+a dropped connection, a slow, truncated or trickling answer). `stop()` closes every open connection and joins
 every thread, also when a slow answer is pending.
 """
 
@@ -188,6 +188,8 @@ class SegmentSimulator:
                     parts.path,
                     params,
                     lambda p: self.handle(method, f"{parts.path}?{urlencode(p)}", headers)[0],
+                    headers,
+                    self.workspaces.get(token),
                 )
             )
         response.headers.update(rate_headers)
@@ -247,7 +249,18 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in response.headers.items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body)
+        quirks, path = self.server.simulator.quirks, urlsplit(self.path).path
+        found = routes.match(path)
+        rate = quirks.trickle_rate(found[0] if found else None, path) if quirks else None
+        if rate is None:
+            self.wfile.write(body)
+            return
+        # a trickle: a tenth of a second's bytes at a time, until done or the server stops
+        step = max(1, int(rate / 10))
+        for start in range(0, len(body), step):
+            if self.server.stopping.wait(0.1):
+                return self._drop()
+            self.wfile.write(body[start : start + step])
 
     def _drop(self) -> None:
         """Close the connection without an answer."""

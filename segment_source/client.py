@@ -30,9 +30,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Type
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Type
 
 import requests
+import urllib3
 from dlt.common.configuration import resolve_configuration
 from dlt.common.configuration.specs import RuntimeConfiguration
 from dlt.common.jsonpath import JSONPath, compile_path
@@ -67,6 +68,11 @@ DEADLINE_FACTOR = 3
 """A request (connect and the whole body) must finish within this many `request_timeout`s: the
 timeout alone is per socket read, so a body that trickles in would never time out."""
 BODY_CHUNK = 64 * 1024
+
+
+class DeadlineExceeded(requests.Timeout):
+    """A request's body did not arrive completely within its deadline."""
+
 
 TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 """Failures of the transport itself: worth another attempt (SSL errors aside, see `RetryPolicy`)."""
@@ -279,18 +285,31 @@ class SegmentSession(Session):
                 self._wait_or_raise(request, failure, attempt - rate_limited, rate_limited)
 
     def _send_within_deadline(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        """Send, then read the body in chunks until it is complete or the deadline has passed."""
+        """Send, then read the body as it arrives until it is complete or the deadline has passed.
+
+        Not `iter_content`: with urllib3 2 each of its chunks blocks until the chunk is full, so a
+        body that trickles in would be read to its end before the deadline is looked at. `read1`
+        returns what one read brings; its errors become those `iter_content` raises."""
         deadline = time.monotonic() + self.deadline
         kwargs["stream"] = True
         response = super().send(request, **kwargs)
         chunks = []
         try:
-            for chunk in response.iter_content(BODY_CHUNK):
+            while chunk := response.raw.read1(BODY_CHUNK, decode_content=True):
                 chunks.append(chunk)
                 if time.monotonic() > deadline:
-                    raise requests.Timeout(
-                        f"GET {_path(request.url)} sent its body too slowly: not complete after {self.deadline:.0f} s"
+                    raise DeadlineExceeded(
+                        f"GET {_path(request.url)} sent its body too slowly: not complete within the deadline"
+                        f" of {self.deadline:.0f} s"
                     )
+        except urllib3.exceptions.ProtocolError as ex:
+            raise requests.exceptions.ChunkedEncodingError(ex) from None
+        except urllib3.exceptions.DecodeError as ex:
+            raise requests.exceptions.ContentDecodingError(ex) from None
+        except urllib3.exceptions.ReadTimeoutError as ex:
+            raise requests.ConnectionError(ex) from None
+        except urllib3.exceptions.SSLError as ex:
+            raise requests.exceptions.SSLError(ex) from None
         finally:
             response.close()
         response._content = b"".join(chunks)  # what requests does itself when it reads the body
@@ -340,6 +359,8 @@ class SegmentCursorPaginator(JSONResponseCursorPaginator):
         """Items served so far."""
         self.total: Optional[int] = None
         """`totalEntries` as the last page announced it (the API may omit it)."""
+        self.totals: Set[int] = set()
+        """Every `totalEntries` a page announced: more than one, and the list changed while paged."""
         self._seen_cursors: set = set()
         self._pages = 0
 
@@ -356,6 +377,8 @@ class SegmentCursorPaginator(JSONResponseCursorPaginator):
         self.served += len(data or [])
         total = parse_json(response).get("data", {}).get("pagination", {}).get("totalEntries")
         self.total = int(total) if isinstance(total, (int, float)) else None
+        if self.total is not None:
+            self.totals.add(self.total)
         cursor = self._next_reference
         if cursor is None:
             return
@@ -398,10 +421,17 @@ class SegmentRESTClient(RESTClient):
 
 @dataclass
 class Listing:
-    """What one listing read: its items as served and the total it announced (for consistency checks)."""
+    """What one listing read: its items as served and the totals its pages announced."""
 
     served: int = 0
     total: Optional[int] = None
+    totals: Set[int] = field(default_factory=set)
+
+    @property
+    def agrees(self) -> bool:
+        """Every page announced as many items as were served (or announced none): the list did not
+        change while it was paged."""
+        return all(total == self.served for total in self.totals)
 
 
 class SegmentClient:
@@ -505,7 +535,7 @@ class SegmentClient:
                 paginator.page_size = FALLBACK_PAGE_SIZE  # type: ignore[attr-defined]  # checked just above
                 continue
             if listing is not None and isinstance(paginator, SegmentCursorPaginator):
-                listing.total = paginator.total
+                listing.total, listing.totals = paginator.total, paginator.totals
             return
 
     @staticmethod
@@ -537,6 +567,11 @@ class SegmentClient:
                 raise ApiUnreachableError(
                     f"The TLS certificate of {self.base_url} could not be verified, so no request was sent"
                     " with the token. Check base_url; certificate checks cannot be turned off."
+                ) from None
+            if isinstance(ex, DeadlineExceeded):
+                raise ApiUnreachableError(
+                    f"{ex}, at each of {self.policy.max_attempts} attempts. Segment or the network is too slow;"
+                    f" rerun later, or raise [runtime] request_timeout (the deadline is {DEADLINE_FACTOR} times it)."
                 ) from None
             raise ApiUnreachableError(
                 f"Could not reach the Segment API at {self.base_url} for GET {path} ({type(ex).__name__})"

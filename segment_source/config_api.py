@@ -311,6 +311,6 @@ def segment_config_api(
     key = fingerprint_key or redaction.token_key(token)
     keep = keep_paths(keep_settings, endpoints, SECTION)
     reader = WorkspaceReader(client, f"workspace {workspace}", key, endpoints=endpoints, keep_settings=keep)
-    report = report if report is not None else RunReport()
+    report = report if report is not None else RunReport(isolate_tables=False)
     report.readers = [reader]
     return [endpoint_resource(endpoint, [reader], history, report) for endpoint in endpoints]

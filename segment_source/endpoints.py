@@ -7,6 +7,7 @@ Facts (paths, items keys, page limits, rate limits, secret fields) come from `sh
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from segment_source.ratelimit import RateLimit
@@ -129,6 +130,7 @@ def media_types(endpoints: Sequence[Endpoint], prefix: str = "") -> List[Tuple[s
     return [(prefix + e.path, e.media_type) for e in endpoints if not isinstance(e, EmbeddedEndpoint)]
 
 
+@lru_cache(maxsize=4096)
 def column_name(field_name: str) -> str:
     """The column an API field lands in: `hashPropertiesConfiguration` -> `hash_properties_configuration`."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", field_name).lower()
@@ -162,6 +164,10 @@ def is_actions_destination(item: Row) -> bool:
     return isinstance(metadata, dict) and bool(metadata.get("actions"))
 
 
+ENABLED = {"enabled": "bool"}
+"""The documented boolean every configurable object has: declared, so that a value that arrives as
+text keeps the column boolean (see `reader.WorkspaceReader._loadable`)."""
+
 CATALOG_JSON = {
     name: "json"
     for name in (
@@ -187,9 +193,24 @@ ENDPOINTS: List[Endpoint] = [
         secret_fields=("writeKeys",),
         settings_fields=("settings",),
         shape=catalog_reference,
+        column_types=ENABLED,
     ),
-    Endpoint("destinations", "/destinations", "destinations", settings_fields=("settings",), shape=catalog_reference),
-    Endpoint("warehouses", "/warehouses", "warehouses", settings_fields=("settings",), shape=catalog_reference),
+    Endpoint(
+        "destinations",
+        "/destinations",
+        "destinations",
+        settings_fields=("settings",),
+        shape=catalog_reference,
+        column_types=ENABLED,
+    ),
+    Endpoint(
+        "warehouses",
+        "/warehouses",
+        "warehouses",
+        settings_fields=("settings",),
+        shape=catalog_reference,
+        column_types=ENABLED,
+    ),
     Endpoint(
         "warehouse_sources",
         "/warehouses/{id}/connected-sources",
@@ -206,7 +227,7 @@ ENDPOINTS: List[Endpoint] = [
         parent="spaces",
         parent_key="spaceId",
         page_size=AUDIENCES_MAX_PAGE_SIZE,
-        column_types={"definition__target_entity": "text"},
+        column_types={"definition__target_entity": "text", **ENABLED},
         feature="Engage",
         rate_limit=60,
     ),
@@ -216,6 +237,7 @@ ENDPOINTS: List[Endpoint] = [
         "computedTraits",
         parent="spaces",
         parent_key="spaceId",
+        column_types=ENABLED,
         feature="Engage",
         rate_limit=25,
         version="v1alpha",
@@ -256,7 +278,7 @@ ENDPOINTS: List[Endpoint] = [
         "filters",
         parent="destinations",
         parent_key="destinationId",
-        column_types={"actions": "json"},
+        column_types={"actions": "json", **ENABLED},
         feature="Destination Filters",
     ),
     Endpoint(
@@ -267,7 +289,7 @@ ENDPOINTS: List[Endpoint] = [
         parent_key="destinationId",
         only_for=is_actions_destination,
         settings_fields=("settings",),
-        column_types={"reverse_etl_schedule": "json", "model_id": "text"},
+        column_types={"reverse_etl_schedule": "json", "model_id": "text", **ENABLED},
         feature="Actions destinations",
         version="v1alpha",
     ),
@@ -275,7 +297,14 @@ ENDPOINTS: List[Endpoint] = [
     Endpoint("user_groups", "/groups", "userGroups", feature="Access Management (Workspace Owner)"),
     Endpoint("roles", "/roles", "roles", feature="Access Management (Workspace Owner)"),
     Endpoint("labels", "/labels", "labels", primary_key=("key", "value"), page_size=None),
-    Endpoint("reverse_etl_models", "/reverse-etl-models", "models", feature="Reverse ETL", version="v1alpha"),
+    Endpoint(
+        "reverse_etl_models",
+        "/reverse-etl-models",
+        "models",
+        column_types=ENABLED,
+        feature="Reverse ETL",
+        version="v1alpha",
+    ),
     Endpoint(
         "transformations",
         "/transformations",
@@ -288,6 +317,7 @@ ENDPOINTS: List[Endpoint] = [
             "allowProperties",
             "hashPropertiesConfiguration",
         ),
+        column_types=ENABLED,
     ),
     Endpoint(
         "audit_events",

@@ -93,6 +93,17 @@ class RunInProgressError(SegmentSourceError):
         )
 
 
+class TableFailures(SegmentSourceError):
+    """Some tables failed; every other table was loaded."""
+
+    def __init__(self, failed: "list[str]") -> None:
+        lines = "\n".join(f"  - {line}" for line in failed)
+        super().__init__(
+            f"{len(failed)} table(s) could not be loaded; every other table was loaded, and these keep"
+            f" what they had. Rerun later; if one keeps failing, the reason below says what to fix:\n{lines}"
+        )
+
+
 DESTINATION_CREDENTIALS_HINTS = {
     "postgres": (
         "PostgreSQL credentials are missing. Put them in .dlt/secrets.toml as\n\n"

@@ -6,35 +6,80 @@ tracking plans, destinations, functions) are fetched once per run and shared wit
 children. `read` returns a `Read`: the pages, and which rows of the destination tables they
 replace (the merge scope): the whole workspace for a full listing, or only the changed parents'
 children.
+
+What the reader does not trust (issue 10):
+- a listing is read whole before its rows go out; when its items disagree with the
+  `totalEntries` its pages announced, or a key repeats, it is read again (`LISTING_REREADS` more
+  times); if it still disagrees, the read is *unconfirmed*: its scope shrinks to the keys it read
+  (see `Read.keep`), so rows of objects it could not confirm stay, and no version of theirs is
+  retired;
+- a key is loaded once per table per run (`_fresh`): the same object twice in one load would
+  give it two open versions in `<table>_history`;
+- an item without its key (or with a null one) is left out, with one warning naming the
+  endpoint and the item's position;
+- values are made loadable (`loadable_row`): integers beyond 64 bits become text, a declared
+  boolean that arrives as text becomes NULL beside a `<field>__raw` text column;
+- a variant listing (functions per resourceType) that fails costs only that variant
+  (`Read.failures`); a parent listing that failed is not asked again by its children.
+
+Child listings (one per parent) run `max_concurrency` at a time (`_fan_out`): what they share
+(keys seen, warnings, a read's counters) changes under the reader's lock.
 """
 
+import logging
 import re
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Deque, Dict, FrozenSet, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Deque, Dict, FrozenSet, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+from urllib.parse import urlencode
 
 from segment_source import redaction
-from segment_source.client import SegmentClient
+from segment_source.client import Listing, SegmentClient
 from segment_source.endpoints import ENDPOINTS, EmbeddedEndpoint, Endpoint, Row, column_name
-from segment_source.errors import NotFoundError, UnexpectedResponseError
+from segment_source.errors import AuthenticationError, NotFoundError, SegmentSourceError, UnexpectedResponseError
 
+logger = logging.getLogger("segment_source")
 _SQL_SAFE = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
 FEATURE_PROBE = 3
 """A child endpoint whose first requests (up to this many) all answer 404 is missing as a
 feature; a 404 after that, or after a success, is a parent deleted mid-run."""
+LISTING_REREADS = 2
+"""A listing whose items disagree with its announced total, or repeat a key, is read this many
+more times before the run says so and keeps what it could not confirm."""
+INT64 = (-(2**63), 2**63 - 1)
+RAW_SUFFIX = "__raw"
+"""Column beside a declared boolean that holds a value that arrived as text (`enabled__raw`)."""
+TRUTH = {"true": True, "false": False}
 
 
 @dataclass
 class Read:
-    """One endpoint of one workspace, as read in this run."""
+    """One endpoint of one workspace, as read in this run. `scope`, `keep` and `failures` are
+    final once every page was read."""
 
     pages: Iterator[List[Row]]
     """The rows, a page at a time."""
     scope: Optional[str]
-    """SQL condition on the destination tables of the rows these pages replace, once every page was
-    read (None: replace nothing; append-only endpoints merge by key)."""
+    """SQL condition on the destination tables of the rows these pages replace (the merge's
+    `destination_scope`; None: replace nothing; append-only endpoints merge by key). It may use
+    dlt's `{staging_table}` placeholder."""
+    keep: Optional[str] = None
+    """Which loaded rows count (the merge's `source_filter`, no placeholders); None: `scope`."""
+    failures: List[Tuple[str, SegmentSourceError]] = field(default_factory=list)
+    """Variants that failed ("resourceType=...", why): their rows stay as they were."""
+    unconfirmed: int = 0
+    """Listings (or parent lists) of this read that could not be confirmed."""
+
+
+@dataclass
+class _Listing:
+    """One listing as read: (API item, row) pairs, and whether it could be confirmed."""
+
+    pairs: List[Tuple[Row, Row]]
+    confirmed: bool = True
 
 
 def sql_literal(value: Any) -> str:
@@ -64,6 +109,8 @@ class WorkspaceReader:
         self.client = client
         self.max_concurrency = max(1, max_concurrency)
         """Child requests (one listing per parent) in flight at once."""
+        self._keep_settings = keep_settings
+        self._lock = threading.Lock()
         self._by_table = {e.table: e for e in endpoints}
         self._workspace_endpoint = next(e for e in endpoints if e.identifies_workspace)
         parents = {e.parent for e in endpoints if e.parent}
@@ -78,17 +125,23 @@ class WorkspaceReader:
         """How messages name this workspace before its slug is known ("workspace 2 of 3")."""
         self.failure: Optional[Exception] = None
         """Set when the workspace failed in this run: its other resources are not read."""
+        self.warnings: List[str] = []
+        """What the run could not take as it came (odd values, items without a key, listings that
+        changed while paged), one line each, also logged."""
         self._fingerprint_key = fingerprint_key
-        """Never stored, logged or loaded: with it, anyone could test guesses against fingerprints."""
-        self._keep_settings = keep_settings
         self._start_date = start_date or datetime.now(timezone.utc) - timedelta(days=90)
         """Where incremental endpoints start on their first run (the audit trail keeps 90 days)."""
         self._run_started = datetime.now(timezone.utc)
         self._info: Optional[Row] = None
-        self._parents: Dict[str, List[Row]] = {}
+        self._parents: Dict[str, Tuple[Read, List[Row]]] = {}
+        """Parent table -> its read and rows, shared by its children."""
+        self._parent_failures: Dict[str, SegmentSourceError] = {}
         self._eligible: Dict[str, Set[str]] = {}
         self._embedded: Dict[str, List[Tuple[Row, List[Row]]]] = {}
         """Embedded child table -> (parent row, child items) of each parent read."""
+        self._seen: Dict[str, Set[Tuple[Any, ...]]] = {}
+        """Table -> keys loaded in this run."""
+        self._warned: Set[Tuple[str, str]] = set()
 
     @property
     def info(self) -> Row:
@@ -105,6 +158,11 @@ class WorkspaceReader:
         return self._info
 
     @property
+    def identified(self) -> bool:
+        """The workspace object was read: a later failure costs a table, not the workspace."""
+        return self._info is not None
+
+    @property
     def workspace_id(self) -> str:
         return str(self.info["id"])
 
@@ -116,56 +174,141 @@ class WorkspaceReader:
         """The endpoint's rows and their merge scope. `state` is this workspace's resource state.
         Requests start here (the workspace, parent lists) and go on while the pages are read."""
         if endpoint.identifies_workspace:
-            return Read(iter([[self._row(endpoint, self.info, {})]]), self.scope)
+            row = self._row(endpoint, self.info, {})
+            return Read(iter([[row] if self._is_new(endpoint, row) else []]), self.scope)
         if endpoint.incremental and not endpoint.parent:
             return Read(self._read_incremental(endpoint, endpoint.path, state, "cursor", {}), None)
         if endpoint.table in self._parent_tables:
-            return Read(iter([self._parent_rows(endpoint)]), self.scope)
+            return self._parent_read(endpoint)
         if endpoint.parent:
             return self._read_children(endpoint, state)
-        return Read((self._rows(endpoint, items, {}) for items in self._list(endpoint)), self.scope)
+        read = Read(iter(()), self.scope)
+        read.pages = ([row for _, row in pairs] for pairs in self._read_list(endpoint, read))
+        return read
 
-    def _list(self, endpoint: Endpoint) -> Iterator[List[Row]]:
-        """The API items of a top-level list, page by page: one listing per variant (functions per
-        resourceType), each item carrying its variant's parameters."""
-        for params in endpoint.variants or ({},):
-            for items in self.client.pages(endpoint.path, endpoint.data_key, endpoint.page_size, params):
-                yield [dict(params, **item) for item in items]
+    def _read_list(self, endpoint: Endpoint, read: Read) -> Iterator[List[Tuple[Row, Row]]]:
+        """The rows of a top-level list, a listing at a time: one listing per variant (functions per
+        resourceType), each item carrying its variant's parameters. A variant that fails costs only
+        itself while another is read: its rows stay (`read.scope` leaves them out)."""
+        variants, done, confirmed = endpoint.variants or ({},), [], True
+        for params in variants:
+            try:
+                listing = self._listing(endpoint, endpoint.path, params, {})
+            except AuthenticationError:
+                raise
+            except SegmentSourceError as ex:
+                if len(variants) == 1:
+                    raise
+                read.failures.append((", ".join(f"{k}={v}" for k, v in params.items()), ex))
+                continue
+            done.append(params)
+            confirmed = confirmed and listing.confirmed
+            yield [(item, row) for item, row in listing.pairs if self._is_new(endpoint, row)]
+        if not done:
+            raise read.failures[0][1]  # every variant failed: the table fails (or is skipped) as one
+        if read.failures:
+            read.scope = f"{read.scope} AND {_variant_scope(done)}"
+        if not confirmed:
+            self._unconfirmed(endpoint, read)
+
+    # ---- listings --------------------------------------------------------------------------
+
+    def _listing(self, endpoint: Endpoint, path: str, params: Mapping[str, str], parent: Row) -> _Listing:
+        """A whole listing, read again (up to `LISTING_REREADS` times) while its items disagree with
+        the announced total or repeat a key; unconfirmed if they still do."""
+        where = f"GET {path}" + (f"?{urlencode(params)}" if params else "")
+        for attempt in range(LISTING_REREADS + 1):
+            listing, pairs, left_out = Listing(), [], []  # left_out: positions of items without a key
+            for items in self.client.pages(path, endpoint.data_key, endpoint.page_size, params, listing):
+                for position, item in enumerate(items, listing.served - len(items) + 1):
+                    row = self._keyed_row(endpoint, dict(params, **item), parent)
+                    if row is None:
+                        left_out.append(position)
+                    else:
+                        pairs.append((item, row))
+            keys = [self._key(endpoint, row) for _, row in pairs]
+            repeated = len(keys) - len(set(keys))
+            if listing.agrees and not repeated:
+                break
+            logger.info("%s changed while it was paged (read %s); reading it again", where, attempt + 1)
+        for position in left_out:
+            self._warn(
+                f"{self.label}: left out item {position} of {where} in {endpoint.table}: it has no"
+                f" {' / '.join(endpoint.primary_key)}."
+            )
+        if listing.agrees and not repeated:
+            return _Listing(pairs)
+        announced = ", ".join(str(t) for t in sorted(listing.totals)) or "no total"
+        self._warn(
+            f"{self.label}: {endpoint.table}: {where} changed while it was paged, in each of"
+            f" {LISTING_REREADS + 1} reads ({listing.served} items served, {announced} announced,"
+            f" {repeated} repeated). Rows loaded before for objects this run could not confirm are kept;"
+            " the next run reads it again."
+        )
+        return _Listing(pairs, confirmed=False)
+
+    def _unconfirmed(self, endpoint: Endpoint, read: Read) -> None:
+        """Shrink the read's scope to the keys it read: the rows of every other key stay, and none of
+        their versions is retired (the loaded rows still count by the original scope)."""
+        with self._lock:
+            read.unconfirmed += 1
+            if read.scope is None or read.keep is not None:
+                return
+            columns = ", ".join(endpoint.key)
+            read.keep = read.scope
+            read.scope = f"{read.scope} AND ({columns}) IN (SELECT {columns} FROM {{staging_table}} WHERE {read.scope})"
 
     # ---- parents and children --------------------------------------------------------------
 
-    def _parent_rows(self, endpoint: Endpoint) -> List[Row]:
+    def _parent_read(self, endpoint: Endpoint) -> Read:
+        """A parent list, read once per run and shared with its children; a failure is remembered,
+        so children do not ask again."""
+        read, rows = self._parent(endpoint)
+        return Read(iter([rows]), read.scope, read.keep, read.failures)
+
+    def _parent(self, endpoint: Endpoint) -> Tuple[Read, List[Row]]:
+        if endpoint.table in self._parent_failures:
+            raise self._parent_failures[endpoint.table]
         if endpoint.table not in self._parents:
-            rows = []
-            for items in self._list(endpoint):
-                for item in items:
-                    for table, test in self._children_with_tests[endpoint.table]:
-                        if test(item):
-                            self._eligible.setdefault(table, set()).add(item["id"])
-                    rows.append(self._row(endpoint, item, {}))
-                    for embedded in self._embedded_children[endpoint.table]:
-                        self._embedded.setdefault(embedded.table, []).append((rows[-1], embedded.items_of(item)))
-            self._parents[endpoint.table] = rows
+            read = Read(iter(()), self.scope)
+            try:
+                pairs = [pair for page in self._read_list(endpoint, read) for pair in page]
+            except SegmentSourceError as ex:
+                self._parent_failures[endpoint.table] = ex
+                raise
+            for item, row in pairs:
+                for table, test in self._children_with_tests[endpoint.table]:
+                    if test(item):
+                        self._eligible.setdefault(table, set()).add(item["id"])
+                for embedded in self._embedded_children[endpoint.table]:
+                    self._embedded.setdefault(embedded.table, []).append((row, embedded.items_of(item)))
+            self._parents[endpoint.table] = (read, [row for _, row in pairs])
         return self._parents[endpoint.table]
 
     def _read_children(self, endpoint: Endpoint, state: Dict[str, Any]) -> Read:
         assert endpoint.parent is not None
-        parents = self._parent_rows(self._by_table[endpoint.parent])
+        parent_read, parents = self._parent(self._by_table[endpoint.parent])
         if isinstance(endpoint, EmbeddedEndpoint):
             embedded = self._embedded.get(endpoint.table, [])
-            return Read((self._rows(endpoint, items, parent) for parent, items in embedded), self.scope)
+            pages = (self._page_rows(endpoint, items, parent, "its parent's item") for parent, items in embedded)
+            return Read(pages, self.scope)
         if endpoint.only_for:
             eligible = self._eligible.get(endpoint.table, set())
             parents = [p for p in parents if p["id"] in eligible]
-        if endpoint.refetch_on:
-            return self._read_changed_children(endpoint, parents, state)
         if endpoint.incremental:
             cursors = state.setdefault("cursors", {})
-            return Read(self._each_parent(endpoint, parents, cursors), None)
-        return Read(self._each_parent(endpoint, parents), self.scope)
+            return Read(self._each_parent(endpoint, parents, Read(iter(()), None), cursors), None)
+        if endpoint.refetch_on:
+            read = self._read_changed_children(endpoint, parents, state)
+        else:
+            read = Read(iter(()), self.scope)
+            read.pages = self._each_parent(endpoint, parents, read)
+        if parent_read.keep is not None or parent_read.failures:
+            self._unconfirmed(endpoint, read)  # the children of parents this run did not see stay
+        return read
 
     def _each_parent(
-        self, endpoint: Endpoint, parents: List[Row], cursors: Optional[Dict[str, Any]] = None
+        self, endpoint: Endpoint, parents: List[Row], read: Read, cursors: Optional[Dict[str, Any]] = None
     ) -> Iterator[List[Row]]:
         """The children of every parent, skipping parents deleted mid-run (see `_FeatureProbe`)."""
 
@@ -173,7 +316,7 @@ class WorkspaceReader:
             path = endpoint.path.format(id=parent["id"])
             if cursors is not None:
                 return self._read_incremental(endpoint, path, cursors, parent["id"], parent)
-            return self._pages(endpoint, path, parent)
+            return self._pages(endpoint, path, parent, read)
 
         for _, pages, _ in self._fan_out(parents, read_one):
             yield from pages
@@ -226,23 +369,35 @@ class WorkspaceReader:
         touched = sorted({str(p["id"]) for p in changed} | (set(known) - set(versions)))
         column = column_name(endpoint.parent_key)
         scope = f"{self.scope} AND {column} IN ({', '.join(sql_literal(t) for t in touched)})" if touched else None
+        read = Read(iter(()), scope)
+
+        unconfirmed_parents: Set[str] = set()
+
+        def read_one(parent: Row) -> Iterator[List[Row]]:
+            path = endpoint.path.format(id=parent["id"])
+            return self._pages(endpoint, path, parent, read, lambda: unconfirmed_parents.add(str(parent["id"])))
 
         def pages() -> Iterator[List[Row]]:
-            read_one = lambda parent: self._pages(endpoint, endpoint.path.format(id=parent["id"]), parent)  # noqa: E731
-            for parent, pages, vanished in self._fan_out(changed, read_one):
-                yield from pages
-                if vanished:
+            for parent, rows, vanished in self._fan_out(changed, read_one):
+                yield from rows
+                if vanished or str(parent["id"]) in unconfirmed_parents:
                     versions.pop(str(parent["id"]))  # ask again next run
             state["versions"] = versions  # only once every changed parent was read
 
-        return Read(pages(), scope)
+        read.pages = pages()
+        return read
 
-    def _pages(self, endpoint: Endpoint, path: str, parent: Row) -> Iterator[List[Row]]:
+    def _pages(
+        self, endpoint: Endpoint, path: str, parent: Row, read: Read, on_unconfirmed: Callable[[], None] = lambda: None
+    ) -> Iterator[List[Row]]:
         if endpoint.is_object:
-            yield [self._row(endpoint, self.client.get(path, endpoint.data_key), parent)]
+            yield self._page_rows(endpoint, [self.client.get(path, endpoint.data_key)], parent, f"GET {path}")
             return
-        for items in self.client.pages(path, endpoint.data_key, endpoint.page_size):
-            yield self._rows(endpoint, items, parent)
+        listing = self._listing(endpoint, path, {}, parent)
+        if not listing.confirmed:
+            on_unconfirmed()
+            self._unconfirmed(endpoint, read)
+        yield [row for _, row in listing.pairs if self._is_new(endpoint, row)]
 
     # ---- incremental -----------------------------------------------------------------------
 
@@ -266,7 +421,7 @@ class WorkspaceReader:
             if fresh:
                 top = max(str(i[inc.cursor_field]) for i in fresh)
                 newest = top if newest is None or _parse_time(top) > _parse_time(newest) else newest
-                yield self._rows(endpoint, fresh, parent)
+                yield self._page_rows(endpoint, fresh, parent, f"GET {path}")
             if not inc.start_param and len(fresh) < len(items):
                 break  # newest first: the rest of the listing is older than the cursor
         if newest is not None:
@@ -274,8 +429,46 @@ class WorkspaceReader:
 
     # ---- rows ------------------------------------------------------------------------------
 
-    def _rows(self, endpoint: Endpoint, items: List[Row], parent: Row) -> List[Row]:
-        return [self._row(endpoint, item, parent) for item in items]
+    def _page_rows(self, endpoint: Endpoint, items: List[Row], parent: Row, where: str) -> List[Row]:
+        """The loadable rows of `items`: those without a key left out (with a warning), keys
+        already loaded in this run dropped."""
+        rows = []
+        for position, item in enumerate(items, 1):
+            row = self._keyed_row(endpoint, item, parent)
+            if row is None:
+                self._warn(
+                    f"{self.label}: left out item {position} of {where} in {endpoint.table}: it has no"
+                    f" {' / '.join(endpoint.primary_key)}."
+                )
+            elif self._is_new(endpoint, row):
+                rows.append(row)
+        return rows
+
+    def _keyed_row(self, endpoint: Endpoint, item: Row, parent: Row) -> Optional[Row]:
+        """The row of `item`, or None when it lacks (part of) its key."""
+        try:
+            row = self._row(endpoint, item, parent)
+        except KeyError:  # a shape that needs the missing key (a link row needs the item's id)
+            return None
+        return row if self._key(endpoint, row) is not None else None
+
+    @staticmethod
+    def _key(endpoint: Endpoint, row: Row) -> Optional[Tuple[Any, ...]]:
+        """The row's key (its table's key columns), or None if part of it is missing or null."""
+        fields = {column_name(name): value for name, value in row.items()}
+        key = tuple(fields.get(column) for column in endpoint.key)
+        return None if any(value is None for value in key) else key
+
+    def _is_new(self, endpoint: Endpoint, row: Row) -> bool:
+        """True the first time the row's key is seen in this run: a key loaded twice in one load
+        would get two open versions in the history."""
+        key = self._key(endpoint, row)
+        with self._lock:
+            seen = self._seen.setdefault(endpoint.table, set())
+            if key in seen:
+                return False
+            seen.add(key)  # type: ignore[arg-type]  # rows here have passed `_keyed_row`
+        return True
 
     def _row(self, endpoint: Endpoint, item: Row, parent: Row) -> Row:
         if endpoint.shape is not None:
@@ -286,7 +479,71 @@ class WorkspaceReader:
         # masked here, before dlt sees the row: nothing plain reaches load packages, staging or state
         row = redaction.redact_item(item, endpoint, self._fingerprint_key, self._keep_settings)
         row.setdefault("workspaceId", self.workspace_id)
+        return self._loadable(endpoint, row)
+
+    def _loadable(self, endpoint: Endpoint, row: Row) -> Row:
+        """`row` with values every destination takes, each change warned about once per field:
+
+        - an integer beyond the signed 64-bit range (top level, or nested in settings) is kept
+          exactly, as text: a decimal would round beyond 38 digits, and no JSON library of the
+          destinations' loaders takes it as a number;
+        - a declared boolean column (`Endpoint.column_types`, e.g. `enabled`) that arrives as text:
+          "true" / "false" become the boolean; any other text (`"PAUSED"`) leaves the column NULL and
+          is kept in `<field>__raw`, so the column keeps its type and documented queries keep working.
+        """
+        for name, value in list(row.items()):
+            column = column_name(name)
+            if endpoint.column_types.get(column) != "bool" or not isinstance(value, str):
+                continue
+            row[name] = TRUTH.get(value.strip().lower())
+            if row[name] is None:
+                row[name + RAW_SUFFIX] = value
+            how = f"loaded as {row[name]}" if row[name] is not None else f"{column} is NULL, the text in {column}__raw"
+            self._warn_once(
+                endpoint.table,
+                column,
+                f"{endpoint.table}.{column} arrived as text ({value[:40]!r}), not a boolean: {how}.",
+            )
+        wide: List[str] = []
+        row = _narrow(row, "", wide)
+        for path in wide:
+            self._warn_once(
+                endpoint.table, path, f"{endpoint.table}.{path} holds an integer beyond 64 bits: kept exactly, as text."
+            )
         return row
+
+    def _warn(self, line: str) -> None:
+        with self._lock:
+            self.warnings.append(line)
+        logger.warning(line)
+
+    def _warn_once(self, table: str, field: str, what: str) -> None:
+        with self._lock:
+            if (table, field) in self._warned:
+                return
+            self._warned.add((table, field))
+        self._warn(f"{self.label}: {what}")
+
+
+def _narrow(value: Any, path: str, wide: List[str]) -> Any:
+    """`value` with every integer outside the signed 64-bit range turned into its decimal text; the
+    dotted paths of those integers are added to `wide` (`settings.limit`, `items[].size`)."""
+    if isinstance(value, dict):
+        return {k: _narrow(v, f"{path}.{k}" if path else str(k), wide) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_narrow(v, f"{path}[]", wide) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64[0] <= value <= INT64[1]:
+        wide.append(path)
+        return str(value)
+    return value
+
+
+def _variant_scope(done: List[Mapping[str, str]]) -> str:
+    """The rows of the variants read: `resource_type IN ('DESTINATION', ...)`."""
+    names = sorted({name for params in done for name in params})
+    return " AND ".join(
+        f"{column_name(name)} IN ({', '.join(sql_literal(params[name]) for params in done)})" for name in names
+    )
 
 
 class _FeatureProbe:

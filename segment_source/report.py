@@ -1,4 +1,5 @@
-"""What a run tells its user: skipped resources, failed workspaces, rows per table, where the data is."""
+"""What a run tells its user: skipped resources, failed workspaces and tables, warnings, rows per
+table, where the data is."""
 
 import logging
 from dataclasses import dataclass, field
@@ -7,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 import dlt
 
 from segment_source.endpoints import HISTORY_SUFFIX, Endpoint
+from segment_source.errors import SegmentSourceError
 
 if TYPE_CHECKING:
     from segment_source.progress import Progress
@@ -27,6 +29,11 @@ class RunReport:
     """One line per resource skipped in a workspace (a 403 or 404 on a feature)."""
     failed: Dict[str, str] = field(default_factory=dict)
     """Workspace -> why it failed (a rejected token, an unreachable API...)."""
+    failed_tables: List[str] = field(default_factory=list)
+    """One line per table (or function type) that failed in a workspace, with why; its rows stay."""
+    isolate_tables: bool = True
+    """A table that fails costs only itself. False (a source made without a report, whose caller
+    could not see `failed_tables`): it fails the run instead of loading silently without it."""
     readers: List["WorkspaceReader"] = field(default_factory=list)
     progress: Optional["Progress"] = None
     """Shown while the source reads: `tables.py` tells it each page and each finished table."""
@@ -45,6 +52,19 @@ class RunReport:
     def fail(self, reader: "WorkspaceReader", error: Exception) -> None:
         self.failed[reader.label] = str(error)
         logger.warning("%s failed and was not loaded: %s", reader.label, error)
+
+    def fail_table(self, reader: "WorkspaceReader", table: str, error: SegmentSourceError) -> None:
+        """Record that `table` failed in `reader`'s workspace; raise `error` unless tables are isolated."""
+        if not self.isolate_tables:
+            raise error
+        line = f"{reader.label}: {table}: {error}"
+        self.failed_tables.append(line)
+        logger.warning("%s failed and keeps what it had; the rest goes on: %s", f"{reader.label}: {table}", error)
+
+    @property
+    def warnings(self) -> List[str]:
+        """Values, items and listings the run could not take as they came, one line each."""
+        return [line for reader in self.readers for line in reader.warnings]
 
     @property
     def stats(self) -> Dict[str, Any]:

@@ -52,7 +52,9 @@ def segment_source(
             once per workspace; every request still waits its turn in the token's budget.
         keep_settings: settings paths to load unmasked, e.g. `["destinations.settings.region"]`
             (a list, or comma-separated).
-        report: collects skipped resources and failed workspaces, for the caller to show.
+        report: collects skipped resources, failed workspaces and tables and warnings, for the
+            caller to show. With one, a table that fails costs only itself (see
+            `RunReport.failed_tables`); without one, it fails the run.
     """
     tokens = split_tokens(api_key)
     if not tokens:
@@ -73,6 +75,6 @@ def segment_source(
         )
         for i, token in enumerate(tokens, 1)
     ]
-    report = report if report is not None else RunReport()
+    report = report if report is not None else RunReport(isolate_tables=False)
     report.readers = readers
     return [endpoint_resource(endpoint, readers, history, report) for endpoint in ENDPOINTS]
