@@ -12,13 +12,16 @@ failed, 2 for a configuration or usage error; failures print one paragraph, neve
 
 import argparse
 import contextlib
+import json
 import sys
+from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
 
 import dlt
 from dlt.common.pipeline import LoadInfo
 
 from segment_source import DEFAULT_TABLES, ENDPOINTS, RunReport, segment_config_api, segment_source
+from segment_source.changes import record_changes
 from segment_source.config_api import CONFIG_API_TABLES
 from segment_source.errors import ConfigurationError, WorkspaceFailures, explain
 from segment_source.recovery import recover_interrupted_load
@@ -61,6 +64,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         action="store_true",
         help="read the workspace through the legacy Config API ([sources.segment_config_api]) into the same tables: "
         + ",".join(CONFIG_API_TABLES),
+    )
+    parser.add_argument(
+        "--changes-json", metavar="FILE", help="also write the changes this run found as JSON (for alerting)"
     )
     return parser.parse_args(argv)
 
@@ -113,6 +119,10 @@ def run(args: argparse.Namespace) -> LoadInfo:
         source = make_source(report=run_report, **settings).with_resources(*resources)
         info = pipeline.run(source, refresh="drop_sources" if args.full_refresh else None)
     report(pipeline, info, resources, run_report)
+    changes = record_changes(pipeline)
+    print("\n" + changes.describe())
+    if args.changes_json:
+        Path(args.changes_json).write_text(json.dumps(changes.to_json(), indent=2) + "\n")
     if run_report.failed:
         raise WorkspaceFailures(run_report.failed)
     return info

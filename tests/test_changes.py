@@ -1,0 +1,157 @@
+"""The change feed: every created, updated and deleted object of a run, once, in `changes` and in its JSON."""
+
+import json
+
+from segment_simulator import SegmentSimulator, generate_workspace
+from segment_source.changes import EPOCH, ChangeFeed, record_changes
+from tests.support import CURRENT_TABLES, load, rows
+from tests.test_pipeline_script import run_script, simulator_env
+
+FEED = "SELECT table_name, object_id, change, fields_changed FROM {changes} WHERE NOT initial_load"
+
+
+def as_set(summary_json):
+    return {
+        (c["table_name"], c["object_id"], c["change"], ",".join(c["fields_changed"]) or None)
+        for c in summary_json["changes"]
+    }
+
+
+def edit_workspace(ws):
+    """Create, rename, change settings and delete objects of several kinds; return the changes a
+    person would expect: (table, object id, change, fields changed)."""
+    space = ws.add("spaces")
+    source = ws.ids("sources")[0]
+    ws.rename("sources", source, "Checkout (renamed)")
+    function = ws.ids("functions")[0]
+    ws.rename("functions", function, "Enrich orders v2")
+    warehouse = ws.ids("warehouses")[0]
+    ws.rename("warehouses", warehouse, "Analytics warehouse")
+    destination = next(d for d in ws.listing("destinations") if "secretId" in d["settings"])
+    ws.update("destinations", destination["id"], settings=dict(destination["settings"], secretId=ws.new_secret()))
+    user = ws.ids("users")[0]
+    ws.delete("users", user)
+    plan = ws.ids("tracking_plans")[0]
+    rule = next(r for r in ws.rules(plan) if r["type"] == "TRACK")
+    deleted_rules = [r for r in ws.rules(plan) if r["type"] == "TRACK" and r["key"] == rule["key"]]
+    ws.delete_rule(plan, "TRACK", rule["key"])
+    return {
+        ("spaces", space["id"], "created", None),
+        ("sources", source, "updated", "name"),
+        ("functions", function, "updated", "display_name"),
+        ("warehouses", warehouse, "updated", "settings.name"),
+        ("destinations", destination["id"], "updated", "settings.secretId"),
+        ("users", user, "deleted", None),
+        ("tracking_plans", plan, "updated", "updated_at"),
+        *{("tracking_plan_rules", f"{plan}:TRACK:{r['key']}:{r['version']}", "deleted", None) for r in deleted_rules},
+    }
+
+
+def test_the_first_load_is_recorded_as_initial_and_alerts_on_nothing(pipeline, simulator):
+    load(pipeline, simulator)
+    summary = record_changes(pipeline)
+    assert (summary.created, summary.updated, summary.deleted) == (0, 0, 0)
+    assert summary.to_json()["changes"] == []
+    versions = sum(rows(pipeline, f"SELECT count(*) FROM {{{t}_history}}")[0][0] for t in CURRENT_TABLES)
+    assert summary.initial == versions > 100
+    assert rows(pipeline, "SELECT change, initial_load, count(*) FROM {changes} GROUP BY change, initial_load") == [
+        ("created", True, versions)
+    ]
+
+
+def test_edits_between_runs_are_found_exactly_in_the_feed_and_its_json(pipeline, simulator):
+    load(pipeline, simulator)
+    record_changes(pipeline)
+    expected = edit_workspace(simulator.workspace)
+    load(pipeline, simulator)
+    summary = record_changes(pipeline)
+    assert as_set(summary.to_json()) == expected
+    assert set(rows(pipeline, FEED)) == expected
+    counts = {kind: sum(1 for e in expected if e[2] == kind) for kind in ("created", "updated", "deleted")}
+    assert (summary.created, summary.updated, summary.deleted) == tuple(counts.values())
+    assert summary.describe().startswith(
+        f"Changes since the last run: {counts['created']} created, {counts['updated']} updated,"
+        f" {counts['deleted']} deleted"
+    )
+
+
+def test_a_change_names_the_object_the_run_and_who_did_it(pipeline, simulator):
+    ws = simulator.workspace
+    load(pipeline, simulator)
+    record_changes(pipeline)
+    source = ws.ids("sources")[1]
+    ws.rename("sources", source, "Web (renamed)")
+    user = ws.ids("users")[0]
+    ws.delete("users", user)
+    load(pipeline, simulator)
+    record_changes(pipeline)
+    ((name, changed_at, valid_from, actor, audit_type),) = rows(
+        pipeline,
+        "SELECT c.object_name, c.changed_at, h.valid_from, c.actor, c.audit_type"
+        " FROM {changes} c JOIN {sources_history} h ON h.id = c.object_id AND h.valid_to IS NULL"
+        " WHERE c.object_id = %s AND NOT c.initial_load",
+        source,
+    )
+    assert (name, changed_at, actor, audit_type) == ("Web (renamed)", valid_from, ws.token_actor, "Source Modified")
+    assert rows(
+        pipeline, "SELECT change, audit_type FROM {changes} WHERE object_id = %s AND NOT initial_load", user
+    ) == [("deleted", "User Deleted")]
+
+
+def test_a_rerun_without_changes_adds_nothing(pipeline, simulator):
+    load(pipeline, simulator)
+    record_changes(pipeline)
+    edit_workspace(simulator.workspace)
+    load(pipeline, simulator)
+    record_changes(pipeline)
+    before = rows(pipeline, "SELECT count(*) FROM {changes}")
+    load(pipeline, simulator)
+    summary = record_changes(pipeline)
+    assert summary.to_json() == {"created": 0, "updated": 0, "deleted": 0, "initial_load": 0, "changes": []}
+    assert rows(pipeline, "SELECT count(*) FROM {changes}") == before
+
+
+def test_runs_not_yet_recorded_are_recorded_each_at_its_own_time_and_never_twice(pipeline, simulator, monkeypatch):
+    ws = simulator.workspace
+    load(pipeline, simulator)
+    ws.rename("sources", ws.ids("sources")[0], "First rename")
+    load(pipeline, simulator)  # the feed was not recorded after these runs (a crash, say)
+    ws.rename("sources", ws.ids("sources")[0], "Second rename")
+    load(pipeline, simulator)
+    summary = record_changes(pipeline)
+    assert [(c.object_name, c.change) for c in summary.changes] == [
+        ("First rename", "updated"),
+        ("Second rename", "updated"),
+    ]
+    assert summary.changes[0].changed_at < summary.changes[1].changed_at
+    assert summary.initial > 0
+    # even a feed that forgot its watermark (reading every version again) doubles nothing
+    before = rows(pipeline, "SELECT count(*) FROM {changes}")
+    monkeypatch.setattr(ChangeFeed, "watermark", lambda self, endpoint, watermarks: EPOCH)
+    record_changes(pipeline)
+    assert rows(pipeline, "SELECT count(*) FROM {changes}") == before
+
+
+def test_a_second_workspace_loaded_later_does_not_flood_the_feed(pipeline, simulator):
+    load(pipeline, simulator)
+    record_changes(pipeline)
+    with SegmentSimulator(generate_workspace("small", slug="beta", seed=7)) as other:
+        load(pipeline, other)
+        summary = record_changes(pipeline)
+    assert (summary.created, summary.updated, summary.deleted) == (0, 0, 0) and summary.initial > 100
+
+
+def test_the_script_prints_the_changes_and_writes_them_as_json(tmp_path):
+    json_file = tmp_path / "changes.json"
+    with SegmentSimulator(generate_workspace("small")) as sim:
+        env = simulator_env(sim)
+        first = run_script(tmp_path, "--changes-json", str(json_file), env=env)
+        assert first.returncode == 0, first.stderr
+        assert "Changes since the last run: 0 created, 0 updated, 0 deleted" in first.stdout
+        expected = edit_workspace(sim.workspace)
+        second = run_script(tmp_path, "--changes-json", str(json_file), env=env)
+    assert second.returncode == 0, second.stderr
+    written = json.loads(json_file.read_text())
+    assert as_set(written) == expected
+    assert f"{written['updated']} updated" in second.stdout and "renamed" in second.stdout
+    assert written["initial_load"] == 0
