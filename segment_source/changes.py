@@ -430,7 +430,7 @@ def diff(old: Dict[str, Any], new: Dict[str, Any], settings_fields: Sequence[str
             continue
         before, after = old.get(name), new.get(name)
         if name in settings_fields:
-            before, after = _as_object(before), _as_object(after)
+            before, after = json_value(before), json_value(after)
             if isinstance(before, dict) and isinstance(after, dict):
                 changed += [f"{name}.{k}" for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
                 continue
@@ -439,7 +439,7 @@ def diff(old: Dict[str, Any], new: Dict[str, Any], settings_fields: Sequence[str
     return tuple(changed)
 
 
-def _as_object(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     """A JSON column as Python: DuckDB returns text, PostgreSQL a dict, Snowflake text."""
     if isinstance(value, str):
         try:
@@ -450,5 +450,5 @@ def _as_object(value: Any) -> Any:
 
 
 def _settings_name(settings: Any) -> Optional[str]:
-    value = _as_object(settings)
+    value = json_value(settings)
     return value.get("name") if isinstance(value, dict) else None
