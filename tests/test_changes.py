@@ -2,10 +2,26 @@
 
 import json
 
+import dlt
+import sqlglot
+from dlt.destinations.impl.snowflake.snowflake import SnowflakeMergeJob
+
 from segment_simulator import SegmentSimulator, generate_workspace
-from segment_source.changes import EPOCH, ChangeFeed, record_changes
+from segment_source import segment_source
+from segment_source.changes import (
+    CHANGE_COLUMNS,
+    CHANGE_KEY,
+    CHANGES_TABLE,
+    EPOCH,
+    Change,
+    ChangeFeed,
+    history_endpoints,
+    record_changes,
+)
+from segment_source.endpoints import BY_TABLE
 from tests.support import CURRENT_TABLES, load, rows
 from tests.test_pipeline_script import run_script, simulator_env
+from tests.test_snowflake import FAKE_CREDENTIALS
 
 FEED = "SELECT table_name, object_id, change, fields_changed FROM {changes} WHERE NOT initial_load"
 
@@ -155,3 +171,41 @@ def test_the_script_prints_the_changes_and_writes_them_as_json(tmp_path):
     assert as_set(written) == expected
     assert f"{written['updated']} updated" in second.stdout and "renamed" in second.stdout
     assert written["initial_load"] == 0
+
+
+def test_the_feed_reads_and_merges_with_sql_that_snowflake_parses(simulator, tmp_path, monkeypatch):
+    pipeline = dlt.pipeline(
+        "sf_changes", destination="snowflake", dataset_name="segment_data", pipelines_dir=str(tmp_path)
+    )
+    pipeline.extract(segment_source(api_key=simulator.token, base_url=simulator.url))
+    change = Change("ws", "sources", "s1", "iOS", "updated", EPOCH, ("name",))
+    pipeline.extract(
+        [change.row()], table_name=CHANGES_TABLE, write_disposition="merge", primary_key=list(CHANGE_KEY),
+        columns=CHANGE_COLUMNS, schema=pipeline.default_schema,
+    )  # fmt: skip
+    pipeline.normalize()
+    monkeypatch.setenv("DESTINATION__SNOWFLAKE__CREDENTIALS", FAKE_CREDENTIALS)
+    client = pipeline.destination_client()
+    feed = ChangeFeed(client.sql_client, pipeline.default_schema.tables, has_feed=True)
+    queries = [feed.feed_state_sql("table_name", "max"), feed.audit_sql(2)]
+    for endpoint in [e for e in history_endpoints() if e.table + "_history" in feed.tables]:
+        history = endpoint.table + "_history"
+        queries += [
+            feed.new_versions_sql(endpoint),
+            feed.deleted_versions_sql(endpoint),
+            feed.first_loads_sql(endpoint),
+        ]
+        queries += [feed.rows_by_sql(history, "_dlt_id", 2)[1]]
+        queries += [
+            feed.rows_by_sql(t["name"], "_dlt_parent_id", 2)[1]
+            for t in feed.tables.values()
+            if t.get("parent") == history
+        ]
+    for sql in queries:
+        sqlglot.parse_one(sql.replace("%s", "'2026-01-01'"), read="snowflake")
+    sources = feed.new_versions_sql(BY_TABLE["sources"])
+    assert 'FROM "SEGMENT_DATA"."SOURCES_HISTORY" n LEFT JOIN "SEGMENT_DATA"."SOURCES_HISTORY" o' in sources
+    merge = SnowflakeMergeJob.gen_merge_sql([client.prepare_load_table(CHANGES_TABLE)], client.sql_client)
+    for statement in merge:
+        sqlglot.parse_one(statement, read="snowflake")
+    assert any(s.startswith('DELETE FROM "SEGMENT_DATA"."CHANGES"') and '"CHANGED_AT"' in s for s in merge)
