@@ -1,6 +1,14 @@
 """The change feed: every created, updated and deleted object of a run, once, in `changes` and in its JSON."""
 
+import http.server
 import json
+import os
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Dict, List
 
 import dlt
 import sqlglot
@@ -20,7 +28,8 @@ from segment_source.changes import (
 )
 from segment_source.endpoints import BY_TABLE
 from tests.support import CURRENT_TABLES, load, rows
-from tests.test_pipeline_script import run_script, simulator_env
+from tests.test_pipeline_script import REPO, run_script, simulator_env
+from tests.test_readme import README
 from tests.test_snowflake import FAKE_CREDENTIALS
 
 FEED = "SELECT table_name, object_id, change, fields_changed FROM {changes} WHERE NOT initial_load"
@@ -157,20 +166,54 @@ def test_a_second_workspace_loaded_later_does_not_flood_the_feed(pipeline, simul
     assert (summary.created, summary.updated, summary.deleted) == (0, 0, 0) and summary.initial > 100
 
 
-def test_the_script_prints_the_changes_and_writes_them_as_json(tmp_path):
-    json_file = tmp_path / "changes.json"
-    with SegmentSimulator(generate_workspace("small")) as sim:
-        env = simulator_env(sim)
-        first = run_script(tmp_path, "--changes-json", str(json_file), env=env)
-        assert first.returncode == 0, first.stderr
-        assert "Changes since the last run: 0 created, 0 updated, 0 deleted" in first.stdout
-        expected = edit_workspace(sim.workspace)
-        second = run_script(tmp_path, "--changes-json", str(json_file), env=env)
+def script_env(tmp_path: Path, env: Dict[str, str]) -> Dict[str, str]:
+    """The environment `run_script` gives the script, for a shell that runs it."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
+    return {**inherited, "DLT_DATA_DIR": str(tmp_path / "dlt"), "RUNTIME__DLTHUB_TELEMETRY": "false", **env}
+
+
+class Webhook(http.server.BaseHTTPRequestHandler):
+    """A local alert endpoint that keeps what it is sent."""
+
+    received: List[bytes] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - the http.server API
+        self.received.append(self.rfile.read(int(self.headers["Content-Length"])))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_the_readme_alert_recipe_posts_the_run_s_changes_and_nothing_after_a_first_load(tmp_path):
+    (recipe,) = [b for b in re.findall(r"```bash\n(.*?)```", README, flags=re.S) if "--changes-json" in b]
+    recipe = recipe.replace(".venv/bin/python", sys.executable).replace("pipelines/", str(REPO / "pipelines") + "/")
+    server = http.server.HTTPServer(("127.0.0.1", 0), Webhook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Webhook.received = []
+    try:
+        with SegmentSimulator(generate_workspace("small")) as sim:
+            env = {**simulator_env(sim), "CHANGES_WEBHOOK_URL": f"http://127.0.0.1:{server.server_port}/alerts"}
+            first = run_script(tmp_path, "--changes-json", "changes.json", env=env)  # the first load
+            assert first.returncode == 0, first.stderr
+            assert "Changes since the last run: 0 created, 0 updated, 0 deleted" in first.stdout
+            assert subprocess.run(["bash", "-c", recipe], cwd=tmp_path, env=script_env(tmp_path, env)).returncode == 0
+            assert Webhook.received == []  # a rerun without changes: nothing to say
+            expected = edit_workspace(sim.workspace)
+            second = subprocess.run(
+                ["bash", "-c", recipe], cwd=tmp_path, env=script_env(tmp_path, env), capture_output=True, text=True
+            )
+    finally:
+        server.shutdown()
+        server.server_close()
     assert second.returncode == 0, second.stderr
-    written = json.loads(json_file.read_text())
-    assert as_set(written) == expected
-    assert f"{written['updated']} updated" in second.stdout and "renamed" in second.stdout
-    assert written["initial_load"] == 0
+    (posted,) = Webhook.received
+    written = json.loads(posted)
+    assert written == json.loads((tmp_path / "changes.json").read_text())
+    assert as_set(written) == expected and written["initial_load"] == 0
+    summary = f"Changes since the last run: {written['created']} created, {written['updated']} updated"
+    assert summary in second.stdout and "Checkout (renamed)" in second.stdout
 
 
 def test_the_feed_reads_and_merges_with_sql_that_snowflake_parses(simulator, tmp_path, monkeypatch):
