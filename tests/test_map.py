@@ -127,6 +127,15 @@ def test_the_map_reads_every_source_destination_warehouse_and_plan_of_the_loaded
     assert by_id(read_map(pipeline)) == map_of(simulator.workspace)
 
 
+def test_tables_that_were_not_loaded_draw_as_empty(pipeline, simulator):
+    load(pipeline, simulator, "sources")
+    data = read_map(pipeline)
+    # without tracking_plan_sources no source shows a plan
+    sources = map_of(simulator.workspace)["sources"]
+    assert by_id(data)["sources"] == {s: dict(item, plan=None) for s, item in sources.items()}
+    assert data["destinations"] == data["warehouses"] == data["plans"] == data["workspaces"] == []
+
+
 def test_the_demo_map_shows_the_workspace_in_a_real_browser_and_search_narrows_it(tmp_path, browser):
     loaded = run_script(tmp_path, "--demo")
     assert loaded.returncode == 0, loaded.stderr
