@@ -8,11 +8,13 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, cast
 
 import dlt
 import sqlglot
+from dlt.common.schema.utils import get_nested_tables
 from dlt.destinations.impl.snowflake.snowflake import SnowflakeMergeJob
+from dlt.destinations.job_client_impl import SqlJobClientBase
 
 from segment_simulator import SegmentSimulator, generate_workspace
 from segment_source import segment_source
@@ -172,6 +174,10 @@ def script_env(tmp_path: Path, env: Dict[str, str]) -> Dict[str, str]:
     return {**inherited, "DLT_DATA_DIR": str(tmp_path / "dlt"), "RUNTIME__DLTHUB_TELEMETRY": "false", **env}
 
 
+def nested_tables(tables: Dict[str, Any], table: str) -> List[str]:
+    return [str(t["name"]) for t in get_nested_tables(tables, table, include_self=False)]
+
+
 class Webhook(http.server.BaseHTTPRequestHandler):
     """A local alert endpoint that keeps what it is sent."""
 
@@ -228,7 +234,7 @@ def test_the_feed_reads_and_merges_with_sql_that_snowflake_parses(simulator, tmp
     )  # fmt: skip
     pipeline.normalize()
     monkeypatch.setenv("DESTINATION__SNOWFLAKE__CREDENTIALS", FAKE_CREDENTIALS)
-    client = pipeline.destination_client()
+    client = cast(SqlJobClientBase, pipeline.destination_client())
     feed = ChangeFeed(client.sql_client, pipeline.default_schema.tables, has_feed=True)
     queries = [feed.feed_state_sql("table_name", "max"), feed.audit_sql(2)]
     for endpoint in [e for e in history_endpoints() if e.table + "_history" in feed.tables]:
@@ -239,11 +245,7 @@ def test_the_feed_reads_and_merges_with_sql_that_snowflake_parses(simulator, tmp
             feed.first_loads_sql(endpoint),
         ]
         queries += [feed.rows_by_sql(history, "_dlt_id", 2)[1]]
-        queries += [
-            feed.rows_by_sql(t["name"], "_dlt_parent_id", 2)[1]
-            for t in feed.tables.values()
-            if t.get("parent") == history
-        ]
+        queries += [feed.rows_by_sql(child, "_dlt_parent_id", 2)[1] for child in nested_tables(feed.tables, history)]
     for sql in queries:
         sqlglot.parse_one(sql.replace("%s", "'2026-01-01'"), read="snowflake")
     sources = feed.new_versions_sql(BY_TABLE["sources"])

@@ -103,13 +103,13 @@ def open_map(browser: WebDriver, data: Dict[str, Any], path: Path) -> None:
     browser.get(path.as_uri())
 
 
-def edges(browser: WebDriver, kind: str, disabled: bool = False) -> Set[Tuple[str, str]]:
+def edges(browser: WebDriver, kind: str, disabled: bool = False) -> Set[Tuple[Any, Any]]:
     selector = f".edge.{kind}" + (".disabled" if disabled else "")
     found = browser.find_elements(By.CSS_SELECTOR, selector)
     return {(e.get_attribute("data-from"), e.get_attribute("data-to")) for e in found if e.is_displayed()}
 
 
-def shown_sources(browser: WebDriver) -> Set[str]:
+def shown_sources(browser: WebDriver) -> Set[Any]:
     return {
         e.get_attribute("data-id") for e in browser.find_elements(By.CSS_SELECTOR, ".node.source") if e.is_displayed()
     }
