@@ -2,16 +2,18 @@
 
 `read_map(pipeline)` reads the current tables into a small JSON-able dict (sources, their
 destinations, warehouses, tracking plans, filter and Actions mapping counts); `render_html(data)`
-writes one HTML page with the data, the CSS and about 150 lines of vanilla JavaScript inline.
+writes one HTML page (template: `workspace_map.html`) with the data, the CSS and about 140 lines
+of vanilla JavaScript inline.
 
 Why no graph library: a Segment workspace is a forest, not a general graph. Every destination
 belongs to exactly one source, a source has at most one tracking plan, and only warehouses are
-shared (a dozen of them against a thousand sources). A force-directed layout (vis-network, Cytoscape,
-D3) turns 1,000 sources and their 2,600 destinations into a hairball, and costs 300-700 kB of
-script. So each source is one row, with its destinations and warehouses drawn as arrowed chips to
-its right, grouped (by source type, tracking plan, warehouse or any label key) into collapsible
-groups with counts, filtered by a search box. The page works offline, has no third-party code
-and no license to carry, and stays readable and fast at the medium simulated workspace's size.
+shared (a dozen of them against a thousand sources). A force-directed layout (vis-network,
+Cytoscape, D3) turns 1,000 sources and their 2,600 destinations into a hairball, and adds hundreds
+of kB of minified third-party script to every page. So each source is one row, with its
+destinations and warehouses drawn as arrowed chips to its right, grouped (by source type,
+tracking plan, warehouse or any label key) into collapsible groups with counts, filtered by a
+search box. The page works offline, has no third-party code and no license to carry, and stays
+readable and fast at the medium simulated workspace's size.
 """
 
 import html
