@@ -13,7 +13,9 @@ is in progress; failures print one paragraph, never a secret.
 
 import argparse
 import contextlib
+import json
 import sys
+from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
 
 import dlt
@@ -21,6 +23,7 @@ from dlt.common.pipeline import LoadInfo
 from dlt.common.runtime.collector import NULL_COLLECTOR
 
 from segment_source import DEFAULT_TABLES, ENDPOINTS, RunReport, segment_config_api, segment_source
+from segment_source.changes import record_changes
 from segment_source.config_api import CONFIG_API_TABLES
 from segment_source.errors import ConfigurationError, TableFailures, WorkspaceFailures, explain
 from segment_source.lock import run_lock
@@ -74,6 +77,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         help="when another run of this pipeline and dataset is in progress, wait up to SECONDS for it (default: 0)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr while the run goes")
+    parser.add_argument(
+        "--changes-json", metavar="FILE", help="also write the changes this run found as JSON (for alerting)"
+    )
     return parser.parse_args(argv)
 
 
@@ -125,7 +131,11 @@ def run(args: argparse.Namespace) -> LoadInfo:
         make_source = segment_config_api if args.config_api else segment_source
         source = make_source(report=run_report, **settings).with_resources(*resources)
         info = pipeline.run(source, refresh="drop_sources" if args.full_refresh else None)
+        changes = record_changes(pipeline)  # a load of its own: under the lock too
     report(pipeline, info, resources, run_report)
+    print("\n" + changes.describe())
+    if args.changes_json:
+        Path(args.changes_json).write_text(json.dumps(changes.to_json(), indent=2) + "\n")
     if run_report.failed:
         raise WorkspaceFailures(run_report.failed)
     if run_report.failed_tables:

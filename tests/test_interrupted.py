@@ -36,7 +36,8 @@ def finish(process):
 
 
 def snapshot(tmp_path, name):
-    """Every table's rows without dlt's bookkeeping columns (load ids, row ids, validity times)."""
+    """Every table's rows without dlt's bookkeeping columns (load ids, row ids, validity times) and
+    the change feed's run time (`changed_at`, a run's time like `valid_from`)."""
     import duckdb
 
     with duckdb.connect(str(tmp_path / f"{name}.duckdb"), read_only=True) as db:
@@ -56,7 +57,11 @@ def snapshot(tmp_path, name):
                     f" WHERE table_schema = 'segment_data' AND table_name = '{table}'"
                 ).fetchall()
             ]
-            kept = [f'"{c}"' for c in columns if not c.startswith("_dlt") and c not in ("valid_from", "valid_to")]
+            kept = [
+                f'"{c}"'
+                for c in columns
+                if not c.startswith("_dlt") and c not in ("valid_from", "valid_to", "changed_at")
+            ]
             if "valid_to" in columns:
                 kept.append("valid_to IS NULL")
             rows = db.sql(f"SELECT {', '.join(kept)} FROM segment_data.{table}").fetchall()

@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from segment_simulator import SegmentSimulator, demo_workspace
+from segment_source.changes import record_changes
 from tests.support import load
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
@@ -41,7 +42,7 @@ def test_the_script_suggests_a_query_from_the_readme():
 
 def test_every_readme_query_runs_and_returns_rows(pipeline):
     with SegmentSimulator(demo_workspace()) as sim:
-        between_runs = load_twice_with_changes(sim.workspace, lambda: load(pipeline, sim))
+        between_runs = load_twice_with_changes(sim.workspace, lambda: (load(pipeline, sim), record_changes(pipeline)))
     for query in QUERIES:
         sql = as_run(query, pipeline.dataset_name, between_runs)
         with pipeline.sql_client() as client:
