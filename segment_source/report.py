@@ -11,7 +11,8 @@ from segment_source.endpoints import HISTORY_SUFFIX, Endpoint
 if TYPE_CHECKING:
     from segment_source.reader import WorkspaceReader
 
-logger = logging.getLogger("segment_source")
+# its own logger: the command line prints every skip and failure itself and silences this one
+logger = logging.getLogger("segment_source.report")
 
 
 @dataclass
@@ -74,7 +75,7 @@ def _count(client: Any, table: str) -> int:
 
 def describe_location(pipeline: dlt.Pipeline) -> str:
     """Where the loaded tables are, without any password."""
-    credentials = pipeline.destination_client().config.credentials
+    credentials: Any = pipeline.destination_client().config.credentials
     name = pipeline.destination.destination_name
     dataset = pipeline.dataset_name
     if name == "duckdb":
