@@ -70,7 +70,7 @@ def test_a_duckdb_file_held_by_another_process_names_the_process(tmp_path, sim):
         [
             sys.executable,
             "-c",
-            f"import duckdb, sys, time; c = duckdb.connect({str(target)!r}); print('open', flush=True); time.sleep(120)",
+            f"import duckdb, time; c = duckdb.connect({str(target)!r}); print('open', flush=True); time.sleep(120)",
         ],
         stdout=subprocess.PIPE,
         text=True,
