@@ -226,9 +226,9 @@ def _on_sigterm(signum: int, frame: Optional[FrameType]) -> None:
 
 def interrupted_by(ex: BaseException) -> Optional[int]:
     """SIGINT or SIGTERM when `ex` (or what it wraps: dlt re-raises them in its steps) is one."""
-    from segment_source.errors import _chain
+    from segment_source.errors import causes
 
-    for cause in _chain(ex):
+    for cause in causes(ex):
         code = getattr(cause, "signal_code", None)  # dlt's SignalReceivedException
         if isinstance(cause, Terminated) or code == signal.SIGTERM:
             return signal.SIGTERM

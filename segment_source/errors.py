@@ -120,7 +120,7 @@ def explain(ex: BaseException) -> "tuple[str | None, int]":
     from dlt.common.configuration.exceptions import ConfigFieldMissingException, ConfigurationException
     from dlt.common.configuration.providers.toml import TomlProviderReadException
 
-    for cause in _chain(ex):
+    for cause in causes(ex):
         if isinstance(cause, TomlProviderReadException):
             return (
                 f"{str(cause).rstrip('.')}. Fix the file (it is TOML: strings in double quotes, one [section] per"
@@ -208,7 +208,8 @@ def _explain_destination(cause: BaseException) -> "tuple[str, int] | None":
     return None
 
 
-def _chain(ex: BaseException) -> "list[BaseException]":
+def causes(ex: BaseException) -> "list[BaseException]":
+    """`ex` and what it wraps: dlt keeps the cause in `.exception` as well as in `__cause__`."""
     seen: "list[BaseException]" = []
     todo: "list[Any]" = [ex]
     while todo:

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 import duckdb
 
@@ -33,6 +33,12 @@ def run_script(
     )
 
 
+def scalar(db: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    row = db.sql(sql).fetchone()
+    assert row is not None
+    return row[0]
+
+
 def simulator_env(sim: SegmentSimulator) -> Dict[str, str]:
     return {"SOURCES__SEGMENT_SOURCE__API_KEY": sim.token, "SOURCES__SEGMENT_SOURCE__BASE_URL": sim.url}
 
@@ -45,7 +51,7 @@ def test_the_demo_loads_all_seven_tables_without_a_token(tmp_path):
     assert "segment_demo.duckdb" in result.stdout and "SELECT" in result.stdout
     with duckdb.connect(str(tmp_path / "segment_demo.duckdb"), read_only=True) as db:
         for table in TABLES:
-            assert db.sql(f"SELECT count(*) FROM segment_data.{table}").fetchone()[0] > 0, table
+            assert scalar(db, f"SELECT count(*) FROM segment_data.{table}") > 0, table
 
 
 def test_the_duckdb_file_goes_where_dlt_configuration_says(tmp_path):
@@ -62,7 +68,7 @@ def test_the_duckdb_file_goes_where_dlt_configuration_says(tmp_path):
     assert str(target) in result.stdout
     assert not (tmp_path / "segment_pipeline.duckdb").exists()
     with duckdb.connect(str(target), read_only=True) as db:
-        assert db.sql("SELECT count(*) FROM segment_data.sources").fetchone()[0] == 6
+        assert scalar(db, "SELECT count(*) FROM segment_data.sources") == 6
 
 
 def test_by_default_it_loads_your_workspace_into_segment_pipeline_duckdb(tmp_path):
@@ -72,7 +78,7 @@ def test_by_default_it_loads_your_workspace_into_segment_pipeline_duckdb(tmp_pat
     assert result.returncode == 0, result.stderr
     with duckdb.connect(str(tmp_path / "segment_pipeline.duckdb"), read_only=True) as db:
         assert db.sql("SELECT id FROM segment_data.workspace").fetchall() == [(ws.id,)]
-        assert db.sql("SELECT count(*) FROM segment_data.destinations").fetchone()[0] == len(ws.ids("destinations"))
+        assert scalar(db, "SELECT count(*) FROM segment_data.destinations") == len(ws.ids("destinations"))
 
 
 def test_unknown_resources_are_refused_with_the_valid_names_before_any_request(tmp_path):
@@ -135,7 +141,7 @@ def test_missing_postgres_credentials_say_what_to_set(tmp_path):
 
 def history_rows(path: Path, table: str) -> int:
     with duckdb.connect(str(path), read_only=True) as db:
-        return db.sql(f"SELECT count(*) FROM segment_data.{table}").fetchone()[0]
+        return scalar(db, f"SELECT count(*) FROM segment_data.{table}")
 
 
 def test_full_refresh_refuses_to_drop_history_and_says_what_it_would_drop(tmp_path):
