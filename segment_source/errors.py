@@ -4,9 +4,13 @@ No message ever holds the API token: errors are built from the endpoint, the sta
 Segment's own error text, never from request headers.
 """
 
-from typing import Optional
+import re
+from typing import TYPE_CHECKING, Any, Optional
 
 import requests
+
+if TYPE_CHECKING:
+    from segment_source.report import RunReport
 
 SECRETS_HINT = (
     'put it in .dlt/secrets.toml as\n\n    [sources.segment_source]\n    api_key = "<your token>"\n\n'
@@ -68,14 +72,21 @@ class UnexpectedResponseError(SegmentSourceError):
 
 
 class WorkspaceFailures(SegmentSourceError):
-    """Some workspaces failed; the others were loaded."""
+    """Some workspaces failed; the others were loaded.
 
-    def __init__(self, failed: "dict[str, str]") -> None:
+    `info` (dlt's `LoadInfo` of the load that did happen) and `report` are set when raised by
+    `runner.load_segment`.
+    """
+
+    def __init__(self, failed: "dict[str, str]", info: Any = None, report: "Optional[RunReport]" = None) -> None:
         lines = "\n".join(f"  - {workspace}: {why}" for workspace, why in failed.items())
         super().__init__(
             f"{len(failed)} workspace(s) could not be loaded; every other workspace was loaded,"
             f" and what was loaded before for these stays as it was:\n{lines}"
         )
+        self.failed = failed
+        self.info = info
+        self.report = report
 
 
 class RunInProgressError(SegmentSourceError):
@@ -94,14 +105,17 @@ class RunInProgressError(SegmentSourceError):
 
 
 class TableFailures(SegmentSourceError):
-    """Some tables failed; every other table was loaded."""
+    """Some tables failed; every other table was loaded. `info` and `report` as for `WorkspaceFailures`."""
 
-    def __init__(self, failed: "list[str]") -> None:
+    def __init__(self, failed: "list[str]", info: Any = None, report: "Optional[RunReport]" = None) -> None:
         lines = "\n".join(f"  - {line}" for line in failed)
         super().__init__(
             f"{len(failed)} table(s) could not be loaded; every other table was loaded, and these keep"
             f" what they had. Rerun later; if one keeps failing, the reason below says what to fix:\n{lines}"
         )
+        self.failed = failed
+        self.info = info
+        self.report = report
 
 
 DESTINATION_CREDENTIALS_HINTS = {
@@ -135,7 +149,7 @@ def explain(ex: BaseException) -> "tuple[str | None, int]":
     from dlt.common.configuration.exceptions import ConfigFieldMissingException, ConfigurationException
     from dlt.common.configuration.providers.toml import TomlProviderReadException
 
-    for cause in _chain(ex):
+    for cause in causes(ex):
         if isinstance(cause, TomlProviderReadException):
             return (
                 f"{str(cause).rstrip('.')}. Fix the file (it is TOML: strings in double quotes, one [section] per"
@@ -161,12 +175,74 @@ def explain(ex: BaseException) -> "tuple[str | None, int]":
             )
         if isinstance(cause, ConfigurationException):
             return f"The configuration is not valid: {str(cause).rstrip('.')}. Nothing was requested or loaded.", 2
+        explained = _explain_destination(cause)
+        if explained is not None:
+            return explained
     return None, 1
 
 
-def _chain(ex: BaseException) -> "list[BaseException]":
+DUCKDB_PATH_HINT = (
+    "Create the directory, or put the file elsewhere with [destination.duckdb] credentials ="
+    ' "/path/to/segment.duckdb" in .dlt/config.toml or DESTINATION__DUCKDB__CREDENTIALS=/path/to/segment.duckdb.'
+)
+POSTGRES_HINT = "Check [destination.postgres] credentials in .dlt/secrets.toml or DESTINATION__POSTGRES__CREDENTIALS."
+
+
+def _explain_destination(cause: BaseException) -> "tuple[str, int] | None":
+    """DuckDB's and PostgreSQL's own errors when the database cannot be opened, read from their text.
+
+    dlt wraps them in `DestinationConnectionError`, whose text ("check your credentials... the
+    internet may be down") misleads for a local file, so the driver's error underneath is used.
+    The drivers are matched by module and text: psycopg2 is an optional dependency, and
+    DuckDB raises one `IOException` for every kind of file problem.
+    """
+    module, text = type(cause).__module__, str(cause)
+    if module.lstrip("_").startswith("duckdb"):
+        path_match = re.search(r'file "([^"]+)"', text)
+        path = path_match.group(1) if path_match else "the DuckDB file"
+        if "Could not set lock" in text or "Conflicting lock" in text:
+            holder = re.search(r"\(PID (\d+)\)", text)
+            who = f" (process {holder.group(1)})" if holder else ""
+            return (
+                f"The DuckDB file {path} is open in another program{who}: a DuckDB file has one writer at a"
+                " time. Close the other program's connection (a notebook, the DuckDB CLI, a BI tool, another"
+                " run of this pipeline) and run again; nothing was loaded.",
+                1,
+            )
+        if "No such file or directory" in text:
+            return f"The directory of the DuckDB file {path} does not exist. {DUCKDB_PATH_HINT} Nothing was loaded.", 2
+        if any(why in text for why in ("Permission denied", "Operation not permitted", "Read-only file system")):
+            return (
+                f"The DuckDB file {path} cannot be written: its directory (or the file) is read-only for this"
+                f" user. Make it writable, or choose a writable place. {DUCKDB_PATH_HINT} Nothing was loaded.",
+                2,
+            )
+        return None
+    if module.startswith("psycopg2"):
+        server = re.search(r'server at "([^"]+)"(?: \([^)]*\))?, port (\d+)', text)
+        where = f"{server.group(1)}:{server.group(2)}" if server else "the configured host"
+        if "password authentication failed" in text or "no password supplied" in text:
+            user = re.search(r'for user "([^"]+)"', text)
+            return (
+                f"PostgreSQL at {where} refused the password for user {user.group(1) if user else '?'}."
+                f" {POSTGRES_HINT} Nothing was loaded.",
+                2,
+            )
+        if "Connection refused" in text or "could not translate host name" in text or "timeout expired" in text:
+            return (
+                f"PostgreSQL at {where} cannot be reached: no server answers there. Start the server (or check"
+                f" the network and the host and port). {POSTGRES_HINT} Nothing was loaded; run again when it is up.",
+                1,
+            )
+        if "does not exist" in text and "database" in text:
+            return f"{text.strip().splitlines()[0]} on PostgreSQL at {where}. {POSTGRES_HINT} Nothing was loaded.", 2
+    return None
+
+
+def causes(ex: BaseException) -> "list[BaseException]":
+    """`ex` and what it wraps: dlt keeps the cause in `.exception` as well as in `__cause__`."""
     seen: "list[BaseException]" = []
-    todo: "list[BaseException | None]" = [ex]
+    todo: "list[Any]" = [ex]
     while todo:
         current = todo.pop(0)
         if current is None or any(current is s for s in seen):

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from segment_source.progress import Progress
     from segment_source.reader import WorkspaceReader
 
-logger = logging.getLogger("segment_source")
+# its own logger: the command line prints every skip and failure itself and silences this one
+logger = logging.getLogger("segment_source.report")
 
 
 @dataclass
