@@ -31,8 +31,9 @@ def main(size: str = "medium", rate: float = 0.15, seed: int = 1) -> None:
     ratelimit.MINUTE = 2.0
     ws = generate_workspace(size)
     faults = Faults(rate=rate, seed=seed, kinds=("500", "502", "503", "504", "drop", "slow"), slow_seconds=1.5)
+    limits = RateLimits(per_token=300, window=2.0)
     with (
-        SegmentSimulator(ws, rate_limits=RateLimits(per_token=300, window=2.0), faults=faults) as sim,
+        SegmentSimulator(ws, rate_limits=limits, faults=faults) as sim,
         tempfile.TemporaryDirectory() as tmp,
     ):
         pipeline = dlt.pipeline(
@@ -51,7 +52,7 @@ def main(size: str = "medium", rate: float = 0.15, seed: int = 1) -> None:
         print(f"  requests served: {len(sim.requests)} by status {dict(sorted(statuses.items()))}")
         print(f"  faults injected: {len(faults.injected)} {dict(sorted(faults.counts.items()))}")
         print(
-            f"  429s: {sum(sim.rate_limits.refused.values())}; client retries: {report.stats['retries']},"
+            f"  429s: {sum(limits.refused.values())}; client retries: {report.stats['retries']},"
             f" rate-limit waits: {report.stats['rate_limited']}, paced: {report.stats['waited_seconds']:.1f} s"
         )
         mismatched = [t for t in SURFACE if want[t] != got[t]]

@@ -32,7 +32,9 @@ def child(base_url: str, token: str, duckdb_path: str, pipelines_dir: str) -> No
         pipelines_dir=pipelines_dir,
     )
     pipeline.run(segment_source(api_key=token, base_url=base_url))
-    rows = sum(v for k, v in pipeline.last_trace.last_normalize_info.row_counts.items() if not k.startswith("_dlt"))
+    trace = pipeline.last_trace
+    assert trace is not None and trace.last_normalize_info is not None
+    rows = sum(int(v) for k, v in trace.last_normalize_info.row_counts.items() if not k.startswith("_dlt"))
     print(
         json.dumps(
             {

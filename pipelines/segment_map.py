@@ -14,8 +14,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-import dlt
-
+from segment_source.cli import open_pipeline
 from segment_source.errors import explain
 from segment_source.workspace_map import read_map, render_html
 
@@ -37,10 +36,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     try:
-        pipeline = dlt.pipeline(
-            DEMO_PIPELINE_NAME if args.demo else PIPELINE_NAME,
-            destination=args.destination,
-            dataset_name=args.dataset_name,
+        pipeline = open_pipeline(
+            DEMO_PIPELINE_NAME if args.demo else PIPELINE_NAME, args.destination, args.dataset_name
         )
         data = read_map(pipeline)
     except Exception as ex:  # noqa: BLE001 - every failure gets one readable paragraph

@@ -28,6 +28,7 @@ from dlt.common.json import json
 from dlt.common.pipeline import LoadInfo
 from dlt.destinations.exceptions import DatabaseException
 
+from segment_source.cli import open_pipeline
 from segment_source.errors import ConfigurationError, SegmentSourceError, explain
 from segment_source.tracking import (
     CALL_TYPES,
@@ -91,7 +92,7 @@ def warehouse_rows(
 ) -> Iterator[Dict[str, Any]]:
     """Rows of `sql` on the warehouse dlt's configuration names, streamed. The query runs now: a dlt
     pipeline cannot be opened while another one extracts."""
-    reader = dlt.pipeline(pipeline_name=WAREHOUSE_PIPELINE, destination=warehouse, dataset_name=dataset_name)
+    reader = open_pipeline(WAREHOUSE_PIPELINE, warehouse, dataset_name)
     client: Any = stack.enter_context(reader.sql_client())  # type: ignore[arg-type]  # a context manager
     try:
         cursor = stack.enter_context(client.execute_query(sql))
@@ -181,9 +182,7 @@ def run(args: argparse.Namespace) -> LoadInfo:
         print(f"Demo: traits of 200 shop users computed in DuckDB ({DEMO_DATABASE}), sent as identify calls.")
     with contextlib.ExitStack() as stack:
         destination = stack.enter_context(destination_for(args.demo))
-        pipeline = dlt.pipeline(
-            pipeline_name=DEMO_PIPELINE_NAME if args.demo else PIPELINE_NAME, destination=destination
-        )
+        pipeline = open_pipeline(DEMO_PIPELINE_NAME if args.demo else PIPELINE_NAME, destination)
         resumed = pipeline.has_pending_data
         if resumed:
             print("A previous run was interrupted: finishing it (same rows, same messageIds); nothing new is read.")

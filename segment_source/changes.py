@@ -174,7 +174,7 @@ def record_changes(pipeline: dlt.Pipeline) -> ChangeSummary:
             table_name=CHANGES_TABLE,
             write_disposition={"disposition": "merge", "strategy": "delete-insert"},
             primary_key=list(CHANGE_KEY),
-            columns=CHANGE_COLUMNS,
+            columns=CHANGE_COLUMNS,  # type: ignore[arg-type]  # plain dicts of column hints, as dlt takes them
             schema=schema,
         )
     return ChangeSummary(

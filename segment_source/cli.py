@@ -118,14 +118,32 @@ def selected_resources(spec: Optional[str], valid: Sequence[str], default: Seque
     return names
 
 
-def pipelines_dir(args: argparse.Namespace) -> Any:
+def open_pipeline(
+    name: str, destination: Any, dataset_name: Any = None, explicit_dir: Optional[str] = None, **kwargs: Any
+) -> "dlt.Pipeline":
+    """A dlt pipeline whose files are where the README says: its DuckDB file in the current directory
+    (unless configured), its state in `working_dir`. Every script of the package opens its pipelines here."""
+    import dlt
+
+    if destination == "duckdb":
+        destination = dlt.destinations.duckdb(duckdb_location(name))
+    return dlt.pipeline(
+        pipeline_name=name,
+        destination=destination,
+        dataset_name=dataset_name,
+        pipelines_dir=working_dir(explicit_dir),
+        **kwargs,
+    )
+
+
+def working_dir(explicit: Optional[str] = None) -> Any:
     """`--pipelines-dir`, else dlt's own default under `DLT_DATA_DIR` when set, else `./.dlt/pipelines`.
 
     dlt's default is one directory per OS user (~/.dlt/pipelines), where a pipeline remembers the
     directory of its first run: a second checkout would load into the first one's DuckDB file.
     """
-    if args.pipelines_dir:
-        return os.path.abspath(args.pipelines_dir)
+    if explicit:
+        return os.path.abspath(explicit)
     if os.environ.get("DLT_DATA_DIR"):
         return None
     return os.path.abspath(PIPELINES_DIR)
@@ -166,7 +184,6 @@ def source_settings(demo: bool, config_api: bool = False) -> Iterator[Dict[str, 
 
 
 def run(args: argparse.Namespace) -> None:
-    import dlt
     from dlt.common.runtime.collector import NULL_COLLECTOR
 
     from segment_source import segment_config_api, segment_source
@@ -182,17 +199,9 @@ def run(args: argparse.Namespace) -> None:
         resources = selected_resources(args.resources, [e.table for e in ENDPOINTS], DEFAULT_TABLES)
     # the Config API's schema and state are its own: its own pipeline (and DuckDB file)
     name = (DEMO_PIPELINE_NAME if args.demo else PIPELINE_NAME) + ("_config_api" if args.config_api else "")
-    destination: Any = args.destination
-    if destination == "duckdb":
-        destination = dlt.destinations.duckdb(duckdb_location(name))
     run_report = RunReport()
-    pipeline = dlt.pipeline(
-        pipeline_name=name,
-        destination=destination,
-        dataset_name=args.dataset_name,
-        pipelines_dir=pipelines_dir(args),
-        progress=NULL_COLLECTOR if args.quiet else Progress(run_report),
-    )
+    progress = NULL_COLLECTOR if args.quiet else Progress(run_report)
+    pipeline = open_pipeline(name, args.destination, args.dataset_name, args.pipelines_dir, progress=progress)
     with source_settings(args.demo, args.config_api) as settings:
         make_source = segment_config_api if args.config_api else segment_source
         source = make_source(report=run_report, **settings).with_resources(*resources)

@@ -367,3 +367,5 @@ ENDPOINTS: List[Endpoint] = [
 ]
 
 DEFAULT_TABLES = [e.table for e in ENDPOINTS if e.default]
+BY_TABLE: Dict[str, Endpoint] = {e.table: e for e in ENDPOINTS}
+"""The endpoint of each table."""

@@ -17,10 +17,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def after(owner: type, name: str, when) -> None:  # type: ignore[no-untyped-def]
+def after(owner: type, name: str, when) -> None:
     original = getattr(owner, name)
 
-    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def wrapper(*args, **kwargs):
         result = original(*args, **kwargs)
         if when(args, result):
             os.kill(os.getpid(), signal.SIGKILL)
@@ -33,8 +33,13 @@ def install(point: str) -> None:
     if point == "normalize":
         from dlt.normalize.items_normalizers.jsonl import JsonLItemsNormalizer
 
-        calls = []
-        after(JsonLItemsNormalizer, "__call__", lambda args, result: calls.append(1) or len(calls) >= 2)
+        calls = [0]
+
+        def second_file_normalized(args, result):
+            calls[0] += 1
+            return calls[0] >= 2
+
+        after(JsonLItemsNormalizer, "__call__", second_file_normalized)
     elif point == "load_jobs":
         from dlt.load.load import Load
 

@@ -39,7 +39,7 @@ def rows(pipeline: dlt.Pipeline, sql: str, *args: Any) -> List[Tuple[Any, ...]]:
     """Run SQL with `{t}` placeholders for table names: `rows(p, "SELECT id FROM {sources}")`."""
     with pipeline.sql_client() as client:
         names = {t: client.make_qualified_table_name(t) for t in pipeline.default_schema.tables}
-        return [tuple(r) for r in client.execute_sql(sql.format(**names), *args)]
+        return [tuple(r) for r in client.execute_sql(sql.format(**names), *args) or []]
 
 
 def ids(pipeline: dlt.Pipeline, table: str, column: str = "id") -> List[str]:

@@ -44,7 +44,7 @@ class InFlight:
 def run(tmp_path, name, concurrency, faults=None, rate_limits=None):
     ws = generate_workspace(FAN_OUT, seed=7)
     counter = InFlight(ws.filters_of)
-    ws.filters_of = counter  # type: ignore[method-assign]  # instrumented, same answers
+    ws.filters_of = counter  # instrumented, same answers
     pipeline = make_pipeline(dlt.destinations.duckdb(str(tmp_path / f"{name}.duckdb")), tmp_path / name)
     report = RunReport()
     with SegmentSimulator(ws, faults=faults, rate_limits=rate_limits) as sim:

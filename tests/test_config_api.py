@@ -193,7 +193,7 @@ def test_one_workspace_read_through_both_apis_gives_the_same_answers(pipeline, d
         "SELECT s.slug, d.name, d.enabled, d.settings FROM {destinations} d JOIN {sources} s ON s.id = d.source_id"
     )
 
-    def as_json(found):  # type: ignore[no-untyped-def]
+    def as_json(found):
         return {(slug, name, enabled, json.dumps(_json(s), sort_keys=True)) for slug, name, enabled, s in found}
 
     assert as_json(rows(pipeline, destinations)) == as_json(rows(public, destinations))

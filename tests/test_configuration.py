@@ -84,7 +84,7 @@ def test_plain_http_is_refused_for_any_host_but_this_machine(tmp_path, sim):
 
 
 class _NoRequests(BaseHTTPRequestHandler):
-    seen = []
+    seen: "list[str]" = []
 
     def do_GET(self):  # noqa: N802 - stdlib name
         _NoRequests.seen.append(self.path)

@@ -1,8 +1,11 @@
 """Every shell command of the README's ```bash blocks works as written, from a fresh clone.
 
 How: the committed branch is cloned into a temporary directory, and each command runs there
-with bash, as written. Two commands are skipped, by the asserted list `SKIPPED`: the install
-(pip would rebuild this very environment) and the test run (this test is part of it). Instead
+with bash, as written, in the README's order. The others are accounted for in `ELSEWHERE`, each
+with the test that runs it or why it cannot run here: the install (pip would rebuild this very
+environment), the test run (this test is part of it), recipes that need what only a user has
+(their own table, an orchestrator installed from the internet) and commands that serve until
+stopped. Instead
 of installing, the clone's `.venv` is a symlink to the virtual environment running this test,
 so `.venv/bin/segment-pipeline` and `.venv/bin/python` exist as after the install; with
 `PYTHONPATH=<clone>` they import the clone's code, not this checkout's (checked first). Commands
@@ -30,10 +33,42 @@ COMMANDS = [
     for line in block.splitlines()
     if line.strip() and not line.strip().startswith("#")
 ]
-SKIPPED = [
-    'python3 -m venv .venv && .venv/bin/pip install -e ".[dev]"',
-    ".venv/bin/python -m pytest",
-]
+ELSEWHERE = {
+    'python3 -m venv .venv && .venv/bin/pip install -e ".[dev]"': ".ci/run installs exactly this on a fresh clone",
+    ".venv/bin/python -m pytest": "the command running this test",
+    # the alert recipe is one shell block: tests/test_changes.py runs it whole, under bash, against a webhook
+    ".venv/bin/python pipelines/segment_pipeline.py --changes-json changes.json": "tests/test_changes.py",
+    'if .venv/bin/python -c \'import json, sys; s = json.load(open("changes.json")); sys.exit(not (s["created"] or'
+    ' s["updated"] or s["deleted"]))\'; then': "tests/test_changes.py",
+    "curl -sS -X POST -H 'Content-Type: application/json' --data @changes.json \"$CHANGES_WEBHOOK_URL\"": (
+        "tests/test_changes.py"
+    ),
+    "fi": "tests/test_changes.py",
+    # orchestrators, installed from package indexes a user reaches
+    'pip install "segment-source[dagster]"     # dagster 1.13.27 and dagster-webserver, pinned': (
+        ".ci/run installs the dagster extra; tests/test_dagster.py"
+    ),
+    "dagster dev -m segment_source.dagster": "serves until stopped; tests/test_dagster.py validates the module",
+    'pip install "apache-airflow==3.3.2" --constraint \\': "benchmarks/airflow_check.sh (too slow for CI)",
+    '"https://raw.githubusercontent.com/apache/airflow/constraints-3.3.2/constraints-3.11.txt"': (
+        "benchmarks/airflow_check.sh"
+    ),
+    'pip install "segment-source[postgres]==0.1.0"': "benchmarks/airflow_check.sh",
+    'cp pipelines/airflow_segment_dag.py "$AIRFLOW_HOME/dags/"': "benchmarks/airflow_check.sh",
+    # the user's own table, query or file
+    ".venv/bin/python pipelines/segment_tracking.py --table user_traits --call identify --key user_id": (
+        "tests/test_tracking.py sends a table"
+    ),
+    '.venv/bin/python pipelines/segment_tracking.py --query "SELECT ... FROM analytics.orders" --call track': (
+        "tests/test_tracking.py sends a query"
+    ),
+    ".venv/bin/python pipelines/segment_tracking.py --jsonl events.jsonl   # a type column says the call": (
+        "tests/test_tracking.py"
+    ),
+    ".venv/bin/python -m segment_simulator --size medium --port 8765 --fault-rate 0.05 --latency-ms 50"
+    " --rate-limit 600": "serves until stopped; tests/simulator/test_cli.py starts it and asks it",
+}
+SKIPPED = list(ELSEWHERE)
 # what each command must print (stdout): its promise, in its own words
 EXPECTED = {
     ".venv/bin/segment-pipeline --demo": "Your data: DuckDB file {clone}/segment_demo.duckdb",
@@ -49,6 +84,17 @@ EXPECTED = {
     ),
     ".venv/bin/python -c \"import duckdb; print(duckdb.connect('segment_demo.duckdb', read_only=True)"
     ".sql('SELECT name, enabled FROM segment_data.sources LIMIT 5'))\"": "enabled",
+    ".venv/bin/python pipelines/segment_map.py --output map.html        # what segment_pipeline.py loaded": (
+        "Wrote map.html"
+    ),
+    ".venv/bin/python pipelines/segment_map.py --destination postgres --dataset-name segment_data --output map.html": (
+        "Wrote map.html"
+    ),
+    ".venv/bin/python pipelines/segment_map.py --demo --output map.html  # after segment_pipeline.py --demo": (
+        "Wrote map.html"
+    ),
+    ".venv/bin/python pipelines/segment_tracking.py --demo   # the example above, into a simulator: no write key"
+    " needed": "Demo: traits of 200 shop users",
 }
 
 

@@ -13,7 +13,7 @@ KEY = "test-key"
 SECRET = "s3cr3t-Value"
 
 
-def redact(settings, keep=frozenset(), tally=None):  # type: ignore[no-untyped-def]
+def redact(settings, keep=frozenset(), tally=None):
     return Redactor(KEY, keep, tally).value(settings, "settings", ("destinations", "settings"))
 
 

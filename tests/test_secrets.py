@@ -45,15 +45,18 @@ def everything_stored(pipeline: dlt.Pipeline, tmp_path: Path) -> Dict[str, str]:
     schemas = (pipeline.dataset_name, pipeline.dataset_name + "_staging")
     with pipeline.sql_client() as client:
         tables = client.execute_sql(
-            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema IN (%s, %s)", *schemas
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema IN (%s, %s)",
+            *schemas,
         )
-        for schema, table in tables:
-            found = client.execute_sql(f'SELECT * FROM "{schema}"."{table}"')
+        for schema, table in tables or []:
+            found = client.execute_sql(f'SELECT * FROM "{schema}"."{table}"') or []
             places[f"{schema}.{table}"] = "\n".join(json.dumps(list(r), default=str, ensure_ascii=False) for r in found)
     for (state,) in rows(pipeline, "SELECT state FROM {_dlt_pipeline_state}"):
         places["_dlt_pipeline_state (decoded)"] = json.dumps(decompress_state(state), default=str)
     places["pipeline.state"] = json.dumps(pipeline.state, default=str)
-    places["trace"] = json.dumps(pipeline.last_trace.asdict(), default=str)
+    trace = pipeline.last_trace
+    assert trace is not None
+    places["trace"] = json.dumps(trace.asdict(), default=str)
     for path in tmp_path.rglob("*"):
         if path.is_file():
             data = path.read_bytes()
@@ -168,7 +171,7 @@ def test_each_workspace_fingerprints_with_a_key_from_its_own_token(tmp_path):
 
 
 def test_a_rotated_token_changes_each_fingerprint_once_unless_fingerprint_key_is_set(tmp_path):
-    def history_versions(pipeline):  # type: ignore[no-untyped-def]
+    def history_versions(pipeline):
         return rows(pipeline, "SELECT count(*) FROM {destinations_history}")[0][0]
 
     for fingerprint_key, new_versions in ((None, "one per destination with secrets"), ("fixed-key", "none")):
@@ -185,7 +188,7 @@ def test_a_rotated_token_changes_each_fingerprint_once_unless_fingerprint_key_is
         assert history_versions(pipeline) - before == (with_masked if fingerprint_key is None else 0), new_versions
 
 
-def masked(destination):  # type: ignore[no-untyped-def]
+def masked(destination):
     return redact_item(destination, BY_TABLE["destinations"], "any key")["settings"]
 
 
