@@ -193,7 +193,7 @@ def _postgres_lock(
 
         def try_take() -> Optional[str]:
             # the last statement this session runs: other sessions read the record from pg_stat_activity
-            if client.execute_sql(_TRY_LOCK_SQL, key, record)[0][0]:  # type: ignore[index]
+            if client.execute_sql(_TRY_LOCK_SQL, key, record)[0][0]:  # type: ignore[index]  # a SELECT: rows
                 return None
             found = client.execute_sql(_HOLDER_SQL, (key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF)
             return _describe_session(*found[0]) if found else "a session that has just ended"

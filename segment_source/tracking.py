@@ -239,7 +239,7 @@ def _dumpb(event: Mapping[str, Any], sort_keys: bool = False) -> bytes:
 
 def _row_key(row: Mapping[str, Any], event: Mapping[str, Any], table: TTableSchema) -> Dict[str, Any]:
     """The row's key columns (`segment_call(key=...)`, else the primary key), else its ids (a messageId at least)."""
-    columns: List[str] = list(table.get(ROW_KEY_HINT) or ()) or [  # type: ignore[call-overload]
+    columns: List[str] = list(table.get(ROW_KEY_HINT) or ()) or [  # type: ignore[call-overload]  # our own hint
         name for name, column in table.get("columns", {}).items() if column.get("primary_key")
     ]
     if columns:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Dict
 
 import psycopg2
-import yaml  # type: ignore[import-untyped]
+import yaml  # type: ignore[import-untyped]  # PyYAML ships no types
 
 from segment_simulator import SegmentSimulator, generate_workspace
 
