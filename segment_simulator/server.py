@@ -249,8 +249,9 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in response.headers.items():
             self.send_header(name, value)
         self.end_headers()
-        quirks, path = self.server.simulator.quirks, urlsplit(self.path).path
-        found = routes.match(path)
+        sim = self.server.simulator
+        quirks, path = sim.quirks, urlsplit(self.path).path
+        found = routes.find(path, sim.route_table())
         rate = quirks.trickle_rate(found[0] if found else None, path) if quirks else None
         if rate is None:
             self.wfile.write(body)

@@ -4,7 +4,7 @@
     from segment_source import load_segment, segment_source
 
     pipeline = dlt.pipeline("segment_pipeline", destination="duckdb", dataset_name="segment_data")
-    info, report = load_segment(pipeline)  # recovers, loads, raises if a workspace failed
+    info, report, changes = load_segment(pipeline)  # locks, recovers, loads, raises if a workspace failed
 
 A workspace that still holds a legacy Config API token loads into the same tables with
 `segment_config_api` (see `config_api.py`).

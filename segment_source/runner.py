@@ -10,7 +10,7 @@ drop history unless told so, and derives the change feed (`changes.py`) after th
 
     from segment_source import load_segment
 
-    info, report = load_segment(pipeline)  # every default table; raises on any failure
+    info, report, changes = load_segment(pipeline)  # every default table; raises on any failure
 """
 
 import logging

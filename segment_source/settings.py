@@ -31,9 +31,8 @@ def where(section: str, key: str, file: str = "config.toml") -> str:
 def resolve_base_url(region: str, base_url: Optional[str]) -> str:
     """The API root for `region`, or `base_url` when given (https, or http on loopback only)."""
     if base_url:
-        return check_base_url(
-            base_url, SECTION, "e.g. https://api.segmentapis.com, or remove it and set region instead"
-        )
+        otherwise = "e.g. https://api.segmentapis.com, or remove it and set region instead"
+        return check_base_url(base_url, where(SECTION, "base_url"), otherwise)
     try:
         return BASE_URLS[str(region).strip().lower()]
     except KeyError:

@@ -31,8 +31,9 @@ def test_a_successful_load_returns_the_load_info_and_the_report(duckdb_pipeline,
     simulator.workspace.disable("engage", 404)
     report = RunReport()
     source = segment_source(api_key=simulator.token, base_url=simulator.url, report=report)
-    info, returned = load_segment(duckdb_pipeline, source.with_resources("sources", "spaces"), report)
+    info, returned, changes = load_segment(duckdb_pipeline, source.with_resources("sources", "spaces"), report)
     assert not info.has_failed_jobs and returned is report
+    assert changes.initial == len(simulator.workspace.ids("sources")), "a first load: every source, marked initial"
     assert len(report.skipped) == 1 and "spaces" in report.skipped[0]
 
 
