@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from segment_simulator import catalog
-from segment_simulator.generate import LABELS, SIZES, ItemGenerator, Size, iso
+from segment_simulator.generate import LABELS, SIZES, ItemGenerator, Size, audience_schedules, iso
 
 # Every kind of item, with what the audit trail calls it: (noun of the event type, resourceType).
 KIND_NAMES: Dict[str, Tuple[str, str]] = {
@@ -62,6 +62,11 @@ class SimulatedWorkspace(ItemGenerator):
         self._rng = random.Random(f"{seed}:{slug}")
         # the audit trail draws from its own generator, so that it shifts no item's draws
         self._audit_rng = random.Random(f"{seed}:{slug}:audit")
+        # so do privacy requests, added after the kinds above
+        self._privacy_rng = random.Random(f"{seed}:{slug}:privacy")
+        self._engage_rng = random.Random(f"{seed}:{slug}:engage")
+        # audience id -> ids of the destinations it is connected to
+        self.audience_destinations = {}
         self._lock = threading.RLock()
         self._clock = datetime(2024, 1, 1, tzinfo=timezone.utc)
         self.secrets = set()
@@ -76,6 +81,9 @@ class SimulatedWorkspace(ItemGenerator):
         self.plan_rules = {}
         # warehouse id -> its sync reports, oldest first
         self.syncs = {}
+        # deletion and suppression requests, newest first; suppressed users
+        self.regulations = []
+        self.suppressions = []
         self.labels = [dict(label) for label in LABELS]
         # the audit trail, oldest first; edits made through this object are the token's
         self.events: List[Dict[str, Any]] = []
@@ -127,6 +135,37 @@ class SimulatedWorkspace(ItemGenerator):
     def audiences_of(self, space_id: str) -> List[Dict[str, Any]]:
         return self._children("audiences", "spaces", "spaceId", space_id)
 
+    def audiences_with_schedules(self, space_id: str) -> List[Dict[str, Any]]:
+        """A space's audiences with their `schedules` (`include=schedules`)."""
+        return [dict(a, schedules=audience_schedules(a)) for a in self.audiences_of(space_id)]
+
+    def destination_connections(self, space_id: str, audience_id: str) -> List[Dict[str, Any]]:
+        """The destinations an audience goes to (`SimpleDestination`); `KeyError` for an unknown audience."""
+        with self._lock:
+            audience = self.get("audiences", audience_id)
+            if audience["spaceId"] != space_id:
+                raise KeyError(f"space {space_id!r} has no audience {audience_id!r}")
+            connected = [
+                self.items["destinations"][d]
+                for d in self.audience_destinations.get(audience_id, [])
+                if d in self.items["destinations"]
+            ]
+        return [
+            {
+                "id": d["id"],
+                "name": d["name"],
+                "sourceId": d["sourceId"],
+                "enabled": d["enabled"],
+                "createdAt": audience["createdAt"],
+                "updatedAt": audience["updatedAt"],
+                "settings": d["settings"],
+                "destinationId": d["id"],
+                "metadata": d["metadata"],
+                "connectionSettings": {"audienceKey": audience["key"], "syncMode": "ADD_REMOVE"},
+            }
+            for d in connected
+        ]
+
     def computed_traits_of(self, space_id: str) -> List[Dict[str, Any]]:
         return self._children("computed_traits", "spaces", "spaceId", space_id)
 
@@ -176,6 +215,12 @@ class SimulatedWorkspace(ItemGenerator):
             and resource_id in (None, e["resourceId"])
             and resource_type in (None, e["resourceType"])
         ]
+
+    def regulations_of(self, status: Optional[str] = None, types: Optional[List[str]] = None) -> List[Dict[str, Any]]:
+        """The deletion and suppression requests, newest first, of one status and some types if given."""
+        with self._lock:
+            listed = list(self.regulations)
+        return [r for r in listed if status in (None, r["status"]) and (not types or r["regulationType"] in types)]
 
     def audit_clock(self) -> datetime:
         """The time the next audit event gets: now, to the millisecond, but after the last event.

@@ -61,6 +61,8 @@ class Endpoint:
     """The largest page the endpoint allows; `None` for endpoints that are not paginated."""
     is_object: bool = False
     """The endpoint returns one object under `data_key`, not a list."""
+    params: Mapping[str, str] = field(default_factory=dict)
+    """Query parameters of every request (`include=schedules`)."""
     variants: Tuple[Mapping[str, str], ...] = ()
     """Query parameters of the listings to union, one listing each (functions per resourceType)."""
     incremental: Optional[Incremental] = None
@@ -155,6 +157,11 @@ def is_actions_destination(item: Row) -> bool:
     return isinstance(metadata, dict) and bool(metadata.get("actions"))
 
 
+def suppression_row(item: Row, parent: Row) -> Row:
+    # no id: a suppressed subject is its type and ids (one id in practice)
+    return dict(item, subjectKey=",".join(sorted(str(i) for i in item.get("subjectIds") or [])))
+
+
 CATALOG_JSON = {
     name: "json"
     for name in (
@@ -199,6 +206,7 @@ ENDPOINTS: List[Endpoint] = [
         parent="spaces",
         parent_key="spaceId",
         page_size=AUDIENCES_MAX_PAGE_SIZE,
+        params={"include": "schedules"},  # how often each audience computes: `segments__schedules`
         column_types={"definition__target_entity": "text"},
         feature="Engage",
         rate_limit=60,
@@ -294,6 +302,14 @@ ENDPOINTS: List[Endpoint] = [
         feature="Audit Trail (Business tier)",
         history=False,
     ),
+    # deletion and suppression requests: Segment keeps 90 days; `regulations_history` keeps the rest
+    Endpoint(
+        "regulations",
+        "/regulations",
+        "regulations",
+        column_types={"subjects": "json", "created_at": "timestamp", "finished_at": "timestamp"},
+        feature="Deletion and Suppression (Workspace Owner)",
+    ),
     # ---- opt-in: heavy, slow or sensitive -------------------------------------------------
     Endpoint("catalog_sources", "/catalog/sources", "sourcesCatalog", column_types=CATALOG_JSON, default=False),
     Endpoint(
@@ -328,6 +344,31 @@ ENDPOINTS: List[Endpoint] = [
         column_types={"settings": "json", "deployed_at": "timestamp"},
         feature="Functions",
         default=False,
+    ),
+    Endpoint(
+        "audience_destinations",
+        "/spaces/{spaceId}/audiences/{id}/destination-connections",
+        "connections",
+        primary_key=("audience_id", "id"),
+        parent="segments",
+        parent_key="audienceId",
+        settings_fields=("settings", "connectionSettings"),
+        shape=catalog_reference,
+        column_types={"created_at": "timestamp", "updated_at": "timestamp"},
+        feature="Engage",
+        rate_limit=50,
+        version="v1alpha",
+        default=False,  # one request per audience, 50 a minute: 10 minutes for 480 audiences
+    ),
+    Endpoint(
+        "suppressions",
+        "/suppressions",
+        "suppressed",
+        primary_key=("subject_type", "subject_key"),
+        shape=suppression_row,
+        column_types={"subject_ids": "json"},
+        feature="Deletion and Suppression (Workspace Owner)",
+        default=False,  # user ids: personal data
     ),
 ]
 

@@ -125,15 +125,23 @@ class WorkspaceReader:
     def _list(self, endpoint: Endpoint) -> Iterator[List[Row]]:
         """The API items of a top-level list, page by page: one listing per variant (functions per
         resourceType), each item carrying its variant's parameters."""
-        for params in endpoint.variants or ({},):
+        for variant in endpoint.variants or ({},):
+            params = {**endpoint.params, **variant}
             for items in self.client.pages(endpoint.path, endpoint.data_key, endpoint.page_size, params):
-                yield [dict(params, **item) for item in items]
+                yield [dict(variant, **item) for item in items]
 
     # ---- parents and children --------------------------------------------------------------
 
     def _parent_rows(self, endpoint: Endpoint) -> List[Row]:
+        """The rows of a parent table, read once; a parent may itself be a child (audiences of spaces)."""
         if endpoint.table not in self._parents:
             rows = []
+            if endpoint.parent:  # its pages are rows already, and it has no child that tests its items
+                grandparents = self._parent_rows(self._by_table[endpoint.parent])
+                self._parents[endpoint.table] = [
+                    row for rows in self._each_parent(endpoint, grandparents) for row in rows
+                ]
+                return self._parents[endpoint.table]
             for items in self._list(endpoint):
                 for item in items:
                     for table, test in self._children_with_tests[endpoint.table]:
@@ -167,7 +175,7 @@ class WorkspaceReader:
         """The children of every parent, skipping parents deleted mid-run (see `_FeatureProbe`)."""
 
         def read_one(parent: Row) -> Iterator[List[Row]]:
-            path = endpoint.path.format(id=parent["id"])
+            path = _child_path(endpoint, parent)
             if cursors is not None:
                 return self._read_incremental(endpoint, path, cursors, parent["id"], parent)
             return self._pages(endpoint, path, parent)
@@ -225,7 +233,7 @@ class WorkspaceReader:
         scope = f"{self.scope} AND {column} IN ({', '.join(sql_literal(t) for t in touched)})" if touched else None
 
         def pages() -> Iterator[List[Row]]:
-            read_one = lambda parent: self._pages(endpoint, endpoint.path.format(id=parent["id"]), parent)  # noqa: E731
+            read_one = lambda parent: self._pages(endpoint, _child_path(endpoint, parent), parent)  # noqa: E731
             for parent, pages, vanished in self._fan_out(changed, read_one):
                 yield from pages
                 if vanished:
@@ -238,7 +246,7 @@ class WorkspaceReader:
         if endpoint.is_object:
             yield [self._row(endpoint, self.client.get(path, endpoint.data_key), parent)]
             return
-        for items in self.client.pages(path, endpoint.data_key, endpoint.page_size):
+        for items in self.client.pages(path, endpoint.data_key, endpoint.page_size, endpoint.params):
             yield self._rows(endpoint, items, parent)
 
     # ---- incremental -----------------------------------------------------------------------
@@ -305,6 +313,11 @@ class _FeatureProbe:
             self._answered += 1
             if self._answered >= self._needed:
                 raise vanished
+
+
+def _child_path(endpoint: Endpoint, parent: Row) -> str:
+    """The path of a parent's children: `{id}` is the parent's id, other names its fields (`{spaceId}`)."""
+    return endpoint.path.format_map({**parent, "id": parent["id"]})
 
 
 def _snake(name: str) -> str:

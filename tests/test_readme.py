@@ -5,11 +5,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from segment_simulator import SegmentSimulator, demo_workspace
+from segment_source.endpoints import DEFAULT_TABLES
 from tests.support import load
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 QUERIES = re.findall(r"```sql\n(.*?)```", README, flags=re.S)
 DATE_D = "2026-11-01 00:00:00+00"
+OPT_IN_QUERIED = ("audience_destinations",)
+"""Opt-in tables the README's queries use (each says so)."""
 
 
 def load_twice_with_changes(ws, load_once) -> str:
@@ -41,7 +44,9 @@ def test_the_script_suggests_a_query_from_the_readme():
 
 def test_every_readme_query_runs_and_returns_rows(pipeline):
     with SegmentSimulator(demo_workspace()) as sim:
-        between_runs = load_twice_with_changes(sim.workspace, lambda: load(pipeline, sim))
+        between_runs = load_twice_with_changes(
+            sim.workspace, lambda: load(pipeline, sim, *DEFAULT_TABLES, *OPT_IN_QUERIED)
+        )
     for query in QUERIES:
         sql = as_run(query, pipeline.dataset_name, between_runs)
         with pipeline.sql_client() as client:

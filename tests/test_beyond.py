@@ -1,0 +1,163 @@
+"""Beyond configuration: privacy requests (deletion and suppression), read back exactly as the simulator holds them."""
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import dlt
+
+from segment_simulator import SegmentSimulator, generate_workspace
+from segment_source import RunReport, segment_source
+from tests.support import load, make_pipeline, rows
+
+
+def as_json(value):
+    """A JSON column's value, from DuckDB (text) or PostgreSQL (already decoded)."""
+    return value if isinstance(value, (dict, list)) else json.loads(value)
+
+
+def moment(value):
+    """A loaded timestamp (naive from DuckDB, aware from PostgreSQL) or an API one, in UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+# ---- privacy ---------------------------------------------------------------------------------
+
+
+def test_regulations_load_by_default_with_status_type_subjects_and_times(pipeline, simulator):
+    ws = simulator.workspace
+    load(pipeline, simulator)
+    found = rows(
+        pipeline,
+        "SELECT workspace_id, id, subject_type, subjects, status, regulation_type, created_at, finished_at"
+        " FROM {regulations}",
+    )
+    assert {(w, i, t, tuple(as_json(s)), st, rt, moment(c), moment(f)) for w, i, t, s, st, rt, c, f in found} == {
+        (
+            ws.id,
+            r["id"],
+            r["subjectType"],
+            tuple(r["subjects"]),
+            r["status"],
+            r["regulationType"],
+            moment(r["createdAt"]),
+            moment(r.get("finishedAt")),
+        )
+        for r in ws.regulations
+    }
+    assert len(simulator.requests_to("/regulations")) == 1
+
+
+def test_open_deletion_requests_older_than_30_days_exist_in_the_small_workspace(simulator):
+    month_ago = datetime.now(timezone.utc) - timedelta(days=30)
+    stuck = [
+        r
+        for r in simulator.workspace.regulations
+        if r["status"] in ("INITIALIZED", "RUNNING") and moment(r["createdAt"]) < month_ago
+    ]
+    assert stuck and all("finishedAt" not in r for r in stuck)
+
+
+def test_a_finished_request_updates_its_row_and_keeps_the_open_version_in_history(pipeline, simulator):
+    ws = simulator.workspace
+    load(pipeline, simulator)
+    running = ws.regulations[0]
+    assert running["status"] == "RUNNING"
+    ws.regulations[0] = dict(running, status="FINISHED", finishedAt="2026-01-01T00:00:00.000Z")
+    load(pipeline, simulator)
+    assert rows(pipeline, "SELECT status FROM {regulations} WHERE id = %s", running["id"]) == [("FINISHED",)]
+    versions = rows(pipeline, "SELECT status, valid_to IS NULL FROM {regulations_history} WHERE id = %s", running["id"])
+    assert sorted(versions) == [("FINISHED", True), ("RUNNING", False)]
+
+
+def test_suppressions_hold_user_ids_and_load_only_when_selected(pipeline, simulator):
+    ws = simulator.workspace
+    load(pipeline, simulator)
+    assert not simulator.requests_to("/suppressions")
+    assert "suppressions" not in pipeline.default_schema.tables
+    load(pipeline, simulator, "suppressions")
+    found = rows(pipeline, "SELECT workspace_id, subject_type, subject_key, subject_ids FROM {suppressions}")
+    assert {(w, t, k, tuple(as_json(i))) for w, t, k, i in found} == {
+        (ws.id, s["subjectType"], ",".join(sorted(s["subjectIds"])), tuple(s["subjectIds"])) for s in ws.suppressions
+    }
+    assert len(found) == 4
+
+
+def test_without_the_privacy_permission_regulations_are_skipped_with_one_warning(tmp_path):
+    ws = generate_workspace("small")
+    ws.disable("privacy", 403)
+    with SegmentSimulator(ws) as sim:
+        pipeline = make_pipeline(dlt.destinations.duckdb(str(tmp_path / "p.duckdb")), tmp_path)
+        report = RunReport()
+        source = segment_source(api_key=sim.token, base_url=sim.url, report=report)
+        info = pipeline.run(source.with_resources("sources", "regulations", "suppressions"))
+    assert not info.has_failed_jobs and report.failed == {}
+    assert [line.split(": skipped ")[1].split(":")[0] for line in report.skipped] == ["regulations", "suppressions"]
+    assert len(rows(pipeline, "SELECT id FROM {sources}")) == len(ws.ids("sources"))
+
+
+# ---- Engage wiring: where each audience goes, how often -------------------------------------------
+
+
+def test_audiences_carry_their_schedules(pipeline, simulator):
+    ws = simulator.workspace
+    load(pipeline, simulator, "spaces", "segments")
+    found = rows(
+        pipeline,
+        "SELECT s.workspace_id, s.id, c.id, c.strategy FROM {segments__schedules} c"
+        " JOIN {segments} s ON c._dlt_parent_id = s._dlt_id",
+    )
+    want = {
+        (ws.id, a["id"], schedule["id"], schedule["strategy"])
+        for space in ws.ids("spaces")
+        for a in ws.audiences_with_schedules(space)
+        for schedule in a["schedules"]
+    }
+    assert set(found) == want and want
+    assert all(r.params.get("include") == "schedules" for r in simulator.requests if r.path.endswith("/audiences"))
+
+
+def test_audience_destinations_load_when_selected_one_request_per_audience_with_settings_masked(pipeline, simulator):
+    ws = simulator.workspace
+    load(pipeline, simulator)
+    assert "audience_destinations" not in pipeline.default_schema.tables
+    simulator.clear_log()
+    load(pipeline, simulator, "audience_destinations")
+    found = rows(
+        pipeline,
+        "SELECT workspace_id, audience_id, id, source_id, enabled, metadata__slug, settings"
+        " FROM {audience_destinations}",
+    )
+    assert {r[:6] for r in found} == {
+        (
+            ws.id,
+            a,
+            d,
+            ws.get("destinations", d)["sourceId"],
+            ws.get("destinations", d)["enabled"],
+            ws.get("destinations", d)["metadata"]["slug"],
+        )
+        for a, connected in ws.audience_destinations.items()
+        for d in connected
+    }
+    assert len(found) > len(ws.ids("audiences")) // 2
+    assert len([r for r in simulator.requests if r.path.endswith("/destination-connections")]) == len(
+        ws.ids("audiences")
+    )
+    loaded_settings = " ".join(json.dumps(as_json(r[6])) for r in found)
+    assert not [secret for secret in ws.secrets if secret in loaded_settings]
+
+
+def test_without_engage_audience_destinations_are_skipped_with_one_warning(tmp_path):
+    ws = generate_workspace("small")
+    ws.disable("engage", 404)
+    with SegmentSimulator(ws) as sim:
+        pipeline = make_pipeline(dlt.destinations.duckdb(str(tmp_path / "e.duckdb")), tmp_path)
+        report = RunReport()
+        source = segment_source(api_key=sim.token, base_url=sim.url, report=report)
+        info = pipeline.run(source.with_resources("sources", "audience_destinations"))
+    assert not info.has_failed_jobs and report.failed == {}
+    assert [line.split(": skipped ")[1].split(":")[0] for line in report.skipped] == ["audience_destinations"]
