@@ -918,5 +918,18 @@ def audience_schedules(audience: Dict[str, Any]) -> List[Dict[str, Any]]:
     return [{"id": schedule_id, "strategy": "SPECIFIC_DAYS", "config": config}]
 
 
+def daily_usage(source_id: str, day: datetime) -> Dict[str, int]:
+    """A source's usage of one day: MTUs by kind and API calls. Derived from (source id, day), so
+    every read of a past day sees the same numbers, and no generator draws for it."""
+    rng = random.Random(f"{source_id}:{day.date().isoformat()}")
+    return {
+        "anonymous": rng.randint(0, 2000),
+        "anonymousIdentified": rng.randint(0, 500),
+        "identified": rng.randint(0, 5000),
+        "neverIdentified": rng.randint(0, 300),
+        "apiCalls": rng.randint(0, 200000),
+    }
+
+
 def _take_cyclic(values: List[str], start: int, count: int) -> List[str]:
     return [values[(start + i) % len(values)] for i in range(count)]

@@ -109,6 +109,16 @@ def _regulations(ws: SimulatedWorkspace, p: Dict[str, str], q: Dict[str, str]) -
     return ws.regulations_of(status, types)
 
 
+def _period(q: Dict[str, str]) -> datetime:
+    """The required `period`: the first moment of a month; 422 otherwise."""
+    period = _time(q, "period")
+    if period is None or period != period.replace(day=1, hour=0, minute=0, second=0, microsecond=0):
+        raise ApiError(
+            422, "ValidationError", f"period must be the start of a month, got {q.get('period')!r}", field="period"
+        )
+    return period
+
+
 def _audit_events(ws: SimulatedWorkspace, p: Dict[str, str], q: Dict[str, str]) -> Dict[str, Any]:
     """`GET /audit-events`: newest first. The cursor pins the first page's `endTime` (as the real
     API's does: base64 JSON `{"pageToken", "endTime"}`), so events recorded while a client pages
@@ -233,6 +243,18 @@ ROUTES: List[Route] = [
     Route("/audit-events", _audit_events, feature="audit_trail"),
     Route("/regulations", _regulations, items_key="regulations", feature="privacy"),
     Route("/suppressions", lambda ws, p, q: list(ws.suppressions), items_key="suppressed", feature="privacy"),
+    Route(
+        "/usage/mtu/sources/daily",
+        lambda ws, p, q: ws.mtu_usage(_period(q)),
+        items_key="dailyPerSourceMTUUsage",
+        feature="usage",
+    ),
+    Route(
+        "/usage/api-calls/sources/daily",
+        lambda ws, p, q: ws.api_calls_usage(_period(q)),
+        items_key="dailyPerSourceAPICallsUsage",
+        feature="usage",
+    ),
     Route("/catalog/sources", lambda ws, p, q: list(catalog.SOURCE_METADATA.values()), items_key="sourcesCatalog"),
     Route(
         "/catalog/destinations",

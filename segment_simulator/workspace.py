@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from segment_simulator import catalog
-from segment_simulator.generate import LABELS, SIZES, ItemGenerator, Size, audience_schedules, iso
+from segment_simulator.generate import LABELS, SIZES, ItemGenerator, Size, audience_schedules, daily_usage, iso
 
 # Every kind of item, with what the audit trail calls it: (noun of the event type, resourceType).
 KIND_NAMES: Dict[str, Tuple[str, str]] = {
@@ -221,6 +221,31 @@ class SimulatedWorkspace(ItemGenerator):
         with self._lock:
             listed = list(self.regulations)
         return [r for r in listed if status in (None, r["status"]) and (not types or r["regulationType"] in types)]
+
+    def usage_days(self, period: datetime) -> List[datetime]:
+        """The days of the month starting at `period` that have usage: up to today."""
+        today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        days = [period + timedelta(days=d) for d in range(31)]
+        return [d for d in days if d.month == period.month and d <= today]
+
+    def mtu_usage(self, period: datetime) -> List[Dict[str, Any]]:
+        """`UsersPerSourceSnapshotV1` of every source and day of the month at `period`, by day."""
+        following = (period + timedelta(days=32)).replace(day=1)
+        bounds = {"periodStart": int(period.timestamp()), "periodEnd": int(following.timestamp())}
+        kinds = ("anonymous", "anonymousIdentified", "identified", "neverIdentified")
+        return [
+            {"sourceId": s, **bounds, **{k: str(daily_usage(s, day)[k]) for k in kinds}, "timestamp": iso(day)}
+            for day in self.usage_days(period)
+            for s in self.ids("sources")
+        ]
+
+    def api_calls_usage(self, period: datetime) -> List[Dict[str, Any]]:
+        """`SourceAPICallSnapshotV1` of every source and day of the month at `period`, by day."""
+        return [
+            {"sourceId": s, "apiCalls": str(daily_usage(s, day)["apiCalls"]), "timestamp": iso(day)}
+            for day in self.usage_days(period)
+            for s in self.ids("sources")
+        ]
 
     def audit_clock(self) -> datetime:
         """The time the next audit event gets: now, to the millisecond, but after the last event.

@@ -39,6 +39,19 @@ class Incremental:
 
 
 @dataclass(frozen=True)
+class Monthly:
+    """A time series asked for one month at a time (`period=<the month's first day>`), per workspace.
+
+    Every run reads again the current month and the months not final yet (the previous one until
+    `final_after` into the new month); final months are never read again. The first run starts at
+    the month of `start_date`. Rows replace rows of the same key, so a re-read month never counts twice.
+    """
+
+    param: str = "period"
+    final_after: timedelta = timedelta(days=3)
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """One Public API endpoint and the table it loads into."""
 
@@ -66,6 +79,7 @@ class Endpoint:
     variants: Tuple[Mapping[str, str], ...] = ()
     """Query parameters of the listings to union, one listing each (functions per resourceType)."""
     incremental: Optional[Incremental] = None
+    monthly: Optional[Monthly] = None
     secret_fields: Tuple[str, ...] = ()
     """Fields that are secrets in full (masked element by element); dotted for nested fields."""
     settings_fields: Tuple[str, ...] = ()
@@ -90,6 +104,11 @@ class Endpoint:
     """The object endpoint that identifies the token's workspace (`GET /`): read first, once."""
     version: str = "v1"
     """The endpoint's most stable API version (endpoints.json `versions`), asked for after a 406."""
+
+    @property
+    def merges_by_key(self) -> bool:
+        """Rows are never deleted: a re-read window replaces the rows of the same key."""
+        return self.incremental is not None or self.monthly is not None
 
     @property
     def media_type(self) -> str:
@@ -359,6 +378,31 @@ ENDPOINTS: List[Endpoint] = [
         rate_limit=50,
         version="v1alpha",
         default=False,  # one request per audience, 50 a minute: 10 minutes for 480 audiences
+    ),
+    Endpoint(
+        "mtu_usage_daily",
+        "/usage/mtu/sources/daily",
+        "dailyPerSourceMTUUsage",
+        primary_key=("source_id", "timestamp"),
+        monthly=Monthly(),
+        feature="Usage (Workspace Owner)",
+        column_types={
+            "timestamp": "timestamp",
+            **{n: "bigint" for n in ("anonymous", "anonymous_identified", "identified", "never_identified")},
+        },
+        default=False,
+        history=False,
+    ),
+    Endpoint(
+        "api_calls_usage_daily",
+        "/usage/api-calls/sources/daily",
+        "dailyPerSourceAPICallsUsage",
+        primary_key=("source_id", "timestamp"),
+        monthly=Monthly(),
+        feature="Usage (Workspace Owner)",
+        column_types={"timestamp": "timestamp", "api_calls": "bigint"},
+        default=False,
+        history=False,
     ),
     Endpoint(
         "suppressions",

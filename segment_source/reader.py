@@ -114,6 +114,8 @@ class WorkspaceReader:
         Requests start here (the workspace, parent lists) and go on while the pages are read."""
         if endpoint.identifies_workspace:
             return Read(iter([[self._row(endpoint, self.info, {})]]), self.scope)
+        if endpoint.monthly:
+            return Read(self._read_monthly(endpoint, state), None)
         if endpoint.incremental and not endpoint.parent:
             return Read(self._read_incremental(endpoint, endpoint.path, state, "cursor", {}), None)
         if endpoint.table in self._parent_tables:
@@ -277,6 +279,25 @@ class WorkspaceReader:
         if newest is not None:
             cursors[key] = newest
 
+    def _read_monthly(self, endpoint: Endpoint, state: Dict[str, Any]) -> Iterator[List[Row]]:
+        """Every month from `start_date`'s to the current one that is not final yet; a month is
+        marked final once it was read whole after its `final_after`."""
+        monthly = endpoint.monthly
+        assert monthly is not None
+        final: List[str] = state.setdefault("final_months", [])
+        month = _month_start(self._start_date)
+        while month <= self._run_started:
+            following = _month_start(month + timedelta(days=32))
+            period = _format_time(month)
+            if period not in final:
+                for items in self.client.pages(
+                    endpoint.path, endpoint.data_key, endpoint.page_size, {monthly.param: period}
+                ):
+                    yield self._rows(endpoint, items, {})
+                if self._run_started >= following + monthly.final_after:
+                    final.append(period)
+            month = following
+
     # ---- rows ------------------------------------------------------------------------------
 
     def _rows(self, endpoint: Endpoint, items: List[Row], parent: Row) -> List[Row]:
@@ -318,6 +339,10 @@ class _FeatureProbe:
 def _child_path(endpoint: Endpoint, parent: Row) -> str:
     """The path of a parent's children: `{id}` is the parent's id, other names its fields (`{spaceId}`)."""
     return endpoint.path.format_map({**parent, "id": parent["id"]})
+
+
+def _month_start(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
 def _snake(name: str) -> str:

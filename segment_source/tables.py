@@ -50,7 +50,7 @@ def endpoint_resource(
             if reader.failure is not None:
                 continue
             try:
-                stateful = endpoint.incremental or endpoint.refetch_on
+                stateful = endpoint.merges_by_key or endpoint.refetch_on
                 read = reader.read(endpoint, state.setdefault(reader.workspace_id, {}) if stateful else {})
                 for rows in batches(read.pages):
                     for table in tables:
@@ -67,7 +67,7 @@ def endpoint_resource(
         failures = [r.failure for r in readers]
         if all(failures):
             raise failures[0]  # type: ignore[misc]  # all set: the first is an exception
-        if endpoint.incremental or not scopes:
+        if endpoint.merges_by_key or not scopes:
             return
         scope = " OR ".join(f"({s})" for s in scopes)
         for table in tables:
@@ -95,7 +95,7 @@ def batches(pages: Iterator[List[Row]], size: int = BATCH_ROWS) -> Iterator[List
 
 def table_hints(endpoint: Endpoint, table: str, scope: str) -> Dict[str, Any]:
     columns = endpoint.columns
-    if endpoint.incremental:
+    if endpoint.merges_by_key:
         # append-only: rows are never deleted; a re-read overlap replaces the same keys
         write_disposition: Dict[str, Any] = {"disposition": "merge", "strategy": "delete-insert"}
         return dict(table_name=table, write_disposition=write_disposition, columns=columns, primary_key=endpoint.key)

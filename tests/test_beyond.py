@@ -161,3 +161,75 @@ def test_without_engage_audience_destinations_are_skipped_with_one_warning(tmp_p
         info = pipeline.run(source.with_resources("sources", "audience_destinations"))
     assert not info.has_failed_jobs and report.failed == {}
     assert [line.split(": skipped ")[1].split(":")[0] for line in report.skipped] == ["audience_destinations"]
+
+
+# ---- usage: incremental by month --------------------------------------------------------------
+
+
+def month_starts(since, until):
+    month = since.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    while month <= until:
+        yield month
+        month = (month + timedelta(days=32)).replace(day=1)
+
+
+def open_months(now):
+    """The months a rerun reads again: the current one, and the previous one until day 3 of this one."""
+    return [
+        m
+        for m in month_starts(now - timedelta(days=40), now)
+        if now < (m + timedelta(days=32)).replace(day=1) + timedelta(days=3)
+    ]
+
+
+def periods(sim, path):
+    return [moment(r.params["period"]) for r in sim.requests_to(path)]
+
+
+def usage_rows(pipeline):
+    return rows(
+        pipeline,
+        "SELECT m.workspace_id, m.source_id, m.timestamp, m.anonymous, m.anonymous_identified, m.identified,"
+        " m.never_identified, a.api_calls FROM {mtu_usage_daily} m"
+        " JOIN {api_calls_usage_daily} a ON a.source_id = m.source_id AND a.timestamp = m.timestamp",
+    )
+
+
+def expected_usage(ws, months):
+    return {
+        (
+            ws.id,
+            m["sourceId"],
+            moment(m["timestamp"]),
+            int(m["anonymous"]),
+            int(m["anonymousIdentified"]),
+            int(m["identified"]),
+            int(m["neverIdentified"]),
+            int(a["apiCalls"]),
+        )
+        for month in months
+        for m, a in zip(ws.mtu_usage(month), ws.api_calls_usage(month), strict=True)
+    }
+
+
+def test_usage_loads_per_source_per_day_from_the_start_month_and_a_rerun_reads_only_the_open_month(pipeline, simulator):
+    ws = simulator.workspace
+    now = datetime.now(timezone.utc)
+    start = now - timedelta(days=45)
+    months = list(month_starts(start, now))
+    load(pipeline, simulator, "mtu_usage_daily", "api_calls_usage_daily", start_date=start.isoformat())
+    assert periods(simulator, "/usage/mtu/sources/daily") == months
+    assert periods(simulator, "/usage/api-calls/sources/daily") == months
+    first = {(w, s, moment(t), *v) for w, s, t, *v in usage_rows(pipeline)}
+    assert first == expected_usage(ws, months) and len(first) > len(ws.ids("sources")) * 30
+
+    added = ws.add("sources")  # shows in the months read again, not in the final ones
+    simulator.clear_log()
+    load(pipeline, simulator, "mtu_usage_daily", "api_calls_usage_daily", start_date=start.isoformat())
+    assert periods(simulator, "/usage/mtu/sources/daily") == open_months(now)
+    assert periods(simulator, "/usage/api-calls/sources/daily") == open_months(now)
+    second = {(w, s, moment(t), *v) for w, s, t, *v in usage_rows(pipeline)}
+    kept = {r for r in first if r[2].replace(day=1) not in open_months(now)}  # final months: as first loaded
+    assert second == expected_usage(ws, open_months(now)) | kept
+    assert added["id"] in {r[1] for r in second} and added["id"] not in {r[1] for r in kept}
+    assert len(usage_rows(pipeline)) == len(second)  # nothing counted twice
