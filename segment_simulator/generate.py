@@ -231,6 +231,7 @@ class Size:
     """Deletion and suppression requests of the last 90 days (the API keeps 90 days)."""
     suppressions: int = 0
     """Suppressed users."""
+    credentials: int = 0
 
 
 SIZES: Dict[str, Size] = {
@@ -257,6 +258,7 @@ SIZES: Dict[str, Size] = {
         syncs_per_warehouse=3,
         regulations=8,
         suppressions=4,
+        credentials=3,
     ),
     # sources, destinations, users, the audit trail and the first space's audiences span several pages
     "medium": Size(
@@ -281,6 +283,7 @@ SIZES: Dict[str, Size] = {
         syncs_per_warehouse=20,
         regulations=300,
         suppressions=150,
+        credentials=12,
     ),
     "large": Size(
         sources=5000,
@@ -333,6 +336,9 @@ class ItemGenerator(ABC):
     _audit_rng: random.Random
     _privacy_rng: random.Random
     _engage_rng: random.Random
+    _credentials_rng: random.Random
+    credentials: List[Dict[str, Any]]
+    insert_instances: Dict[str, List[Dict[str, Any]]]
     audience_destinations: Dict[str, List[str]]
     _clock: datetime
 
@@ -360,8 +366,8 @@ class ItemGenerator(ABC):
     def new_id(self, length: int = 22, rng: Optional[random.Random] = None) -> str:
         return "".join((rng or self._rng).choice(_ID_ALPHABET) for _ in range(length))
 
-    def new_secret(self, prefix: str = "") -> str:
-        value = prefix + self.new_id(32)
+    def new_secret(self, prefix: str = "", rng: Optional[random.Random] = None) -> str:
+        value = prefix + self.new_id(32, rng)
         self.secrets.add(value)
         return value
 
@@ -782,6 +788,46 @@ class ItemGenerator(ABC):
                 picked = self._engage_rng.sample(destinations, min(len(destinations), 1 + n % 2))
                 self.audience_destinations[audience_id] = picked
 
+    # ---- credentials and insert function instances --------------------------------------------
+
+    def _new_credential(self, n: int) -> Dict[str, Any]:
+        """A `CredentialV1`: warehouse credentials shared by Reverse ETL and Profiles (the
+        credentials generator's draws); its password or key is a secret."""
+        rng = self._credentials_rng
+        kind = ("Snowflake", "Redshift", "BigQuery")[n % 3]
+        settings: Dict[str, Any] = {"type": kind}
+        if kind == "BigQuery":
+            settings.update(projectId=f"analytics-{n}", serviceAccountKey=self.new_secret("sa_", rng))
+        else:
+            settings.update(account=f"ab{n:05d}.us-east-1", user="SEGMENT_LOADER", password=self.new_secret("", rng))
+        created = iso(datetime(2024, 6, 1, tzinfo=timezone.utc) + timedelta(days=n))
+        return {
+            "id": self.new_id(22, rng),
+            "workspaceId": self.id,
+            "name": f"{kind} credentials {n}",
+            "settings": settings,
+            "createdAt": created,
+            "updatedAt": created,
+        }
+
+    def _new_insert_instance(self, function: Dict[str, Any], n: int) -> Dict[str, Any]:
+        """An `InsertFunctionInstanceAlpha`: an insert function attached to a destination or source."""
+        rng = self._credentials_rng
+        kind = "sources" if function["resourceType"] == "INSERT_SOURCE" else "destinations"
+        integrations = list(self.items[kind])
+        created = iso(datetime(2024, 7, 1, tzinfo=timezone.utc) + timedelta(hours=n))
+        return {
+            "id": self.new_id(22, rng),
+            "name": f"{function['displayName']} on {kind[:-1]} {n}",
+            "integrationId": rng.choice(integrations) if integrations else self.new_id(22, rng),
+            "classId": function["id"],
+            "enabled": n % 3 != 0,
+            "createdAt": created,
+            "updatedAt": created,
+            "settings": {"apiKey": self.new_secret("", rng), "region": "us-west-2"},
+            "encryptedSettings": {},
+        }
+
     # ---- a whole workspace -------------------------------------------------------------------
 
     def populate(self, counts: Size) -> None:
@@ -845,6 +891,12 @@ class ItemGenerator(ABC):
             self.regulations.append(self._new_regulation(now - age, still_open=r < 2 or r % 4 == 3))
         self.suppressions.extend(self._new_suppression() for _ in range(counts.suppressions))
         self._connect_audiences()
+        self.credentials.extend(self._new_credential(n) for n in range(1, counts.credentials + 1))
+        inserts = [f for f in self.items["functions"].values() if f["resourceType"].startswith("INSERT_")]
+        for n, function in enumerate(inserts):
+            self.insert_instances[function["id"]] = [
+                self._new_insert_instance(function, 2 * n + i) for i in range(n % 3)
+            ]
 
     def _populate_protocols(self, counts: Size, source_ids: List[str]) -> None:
         """Tracking plans with their rules; the first half of the sources feed the live plans."""

@@ -109,6 +109,12 @@ def _regulations(ws: SimulatedWorkspace, p: Dict[str, str], q: Dict[str, str]) -
     return ws.regulations_of(status, types)
 
 
+def _required(q: Dict[str, str], name: str) -> str:
+    if not q.get(name):
+        raise ApiError(422, "ValidationError", f"{name} is required", field=name)
+    return q[name]
+
+
 def _period(q: Dict[str, str]) -> datetime:
     """The required `period`: the first moment of a month; 422 otherwise."""
     period = _time(q, "period")
@@ -243,6 +249,13 @@ ROUTES: List[Route] = [
     Route("/audit-events", _audit_events, feature="audit_trail"),
     Route("/regulations", _regulations, items_key="regulations", feature="privacy"),
     Route("/suppressions", lambda ws, p, q: list(ws.suppressions), items_key="suppressed", feature="privacy"),
+    Route("/credentials", lambda ws, p, q: list(ws.credentials), items_key="credentials", feature="credentials"),
+    Route(
+        "/insert-function-instances",
+        lambda ws, p, q: ws.insert_function_instances(_required(q, "functionId")),
+        items_key="instances",
+        feature="functions",
+    ),
     Route(
         "/usage/mtu/sources/daily",
         lambda ws, p, q: ws.mtu_usage(_period(q)),

@@ -65,6 +65,10 @@ class SimulatedWorkspace(ItemGenerator):
         # so do privacy requests, added after the kinds above
         self._privacy_rng = random.Random(f"{seed}:{slug}:privacy")
         self._engage_rng = random.Random(f"{seed}:{slug}:engage")
+        self._credentials_rng = random.Random(f"{seed}:{slug}:credentials")
+        self.credentials = []
+        # function id -> the instances of an insert function
+        self.insert_instances = {}
         # audience id -> ids of the destinations it is connected to
         self.audience_destinations = {}
         self._lock = threading.RLock()
@@ -221,6 +225,12 @@ class SimulatedWorkspace(ItemGenerator):
         with self._lock:
             listed = list(self.regulations)
         return [r for r in listed if status in (None, r["status"]) and (not types or r["regulationType"] in types)]
+
+    def insert_function_instances(self, function_id: str) -> List[Dict[str, Any]]:
+        """The instances of an insert function; `KeyError` for an unknown function."""
+        with self._lock:
+            self.get("functions", function_id)
+            return list(self.insert_instances.get(function_id, []))
 
     def usage_days(self, period: datetime) -> List[datetime]:
         """The days of the month starting at `period` that have usage: up to today."""

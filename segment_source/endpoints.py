@@ -65,6 +65,8 @@ class Endpoint:
     parent: Optional[str] = None
     """Table whose rows this endpoint is requested for, one request (series) per parent row."""
     parent_key: Optional[str] = None
+    parent_param: Optional[str] = None
+    """Query parameter set to the parent row's id, for children listed by a filter (`functionId`)."""
     """Item field set to the parent row's id (e.g. `trackingPlanId`)."""
     only_for: Optional[Callable[[Row], bool]] = None
     """Ask only for parents whose (API) item passes this test; the others have nothing to give."""
@@ -168,6 +170,10 @@ def link(parent_field: str, child_field: str) -> Callable[[Row, Row], Row]:
 def rule_row(item: Row, parent: Row) -> Row:
     # rules have no id; the key (type, key, version) needs a key even for IDENTIFY/GROUP rules
     return dict(item, key=item.get("key") or "")
+
+
+def is_insert_function(item: Row) -> bool:
+    return str(item.get("resourceType", "")).startswith("INSERT_")
 
 
 def is_actions_destination(item: Row) -> bool:
@@ -321,6 +327,14 @@ ENDPOINTS: List[Endpoint] = [
         feature="Audit Trail (Business tier)",
         history=False,
     ),
+    Endpoint(
+        "credentials",
+        "/credentials",
+        "credentials",
+        settings_fields=("settings",),
+        column_types={"created_at": "timestamp", "updated_at": "timestamp"},
+        feature="Credentials (Workspace Owner or an Admin role)",
+    ),
     # deletion and suppression requests: Segment keeps 90 days; `regulations_history` keeps the rest
     Endpoint(
         "regulations",
@@ -378,6 +392,20 @@ ENDPOINTS: List[Endpoint] = [
         rate_limit=50,
         version="v1alpha",
         default=False,  # one request per audience, 50 a minute: 10 minutes for 480 audiences
+    ),
+    Endpoint(
+        "insert_function_instances",
+        "/insert-function-instances",
+        "instances",
+        parent="functions",
+        parent_key="classId",
+        parent_param="functionId",
+        only_for=is_insert_function,
+        settings_fields=("settings", "encryptedSettings"),
+        column_types={"created_at": "timestamp", "updated_at": "timestamp"},
+        feature="Functions",
+        version="v1alpha",
+        default=False,  # alpha; one request per insert function
     ),
     Endpoint(
         "mtu_usage_daily",

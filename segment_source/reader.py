@@ -248,7 +248,8 @@ class WorkspaceReader:
         if endpoint.is_object:
             yield [self._row(endpoint, self.client.get(path, endpoint.data_key), parent)]
             return
-        for items in self.client.pages(path, endpoint.data_key, endpoint.page_size, endpoint.params):
+        params = {**endpoint.params, **({endpoint.parent_param: parent["id"]} if endpoint.parent_param else {})}
+        for items in self.client.pages(path, endpoint.data_key, endpoint.page_size, params):
             yield self._rows(endpoint, items, parent)
 
     # ---- incremental -----------------------------------------------------------------------

@@ -233,3 +233,42 @@ def test_usage_loads_per_source_per_day_from_the_start_month_and_a_rerun_reads_o
     assert second == expected_usage(ws, open_months(now)) | kept
     assert added["id"] in {r[1] for r in second} and added["id"] not in {r[1] for r in kept}
     assert len(usage_rows(pipeline)) == len(second)  # nothing counted twice
+
+
+# ---- credentials and insert function instances: settings masked -------------------------------
+
+
+def loaded_text(pipeline, table):
+    return " ".join(json.dumps(as_json(s)) for (s,) in rows(pipeline, f"SELECT settings FROM {{{table}}}"))
+
+
+def test_credentials_load_by_default_with_their_settings_masked(pipeline, simulator):
+    ws = simulator.workspace
+    load(pipeline, simulator)
+    found = rows(pipeline, "SELECT workspace_id, id, name, created_at FROM {credentials}")
+    assert {(w, i, n, moment(t)) for w, i, n, t in found} == {
+        (ws.id, c["id"], c["name"], moment(c["createdAt"])) for c in ws.credentials
+    }
+    assert len(found) == 3
+    text = loaded_text(pipeline, "credentials")
+    assert "SEGMENT_LOADER" in text and "<redacted:" in text
+    assert not [secret for secret in ws.secrets if secret in text]
+
+
+def test_insert_function_instances_load_when_selected_one_request_per_insert_function(pipeline, simulator):
+    ws = simulator.workspace
+    load(pipeline, simulator, "insert_function_instances")
+    found = rows(
+        pipeline, "SELECT workspace_id, class_id, id, integration_id, enabled FROM {insert_function_instances}"
+    )
+    want = {
+        (ws.id, f, i["id"], i["integrationId"], i["enabled"])
+        for f, instances in ws.insert_instances.items()
+        for i in instances
+    }
+    assert set(found) == want and want
+    inserts = {f["id"] for f in ws.listing("functions") if f["resourceType"].startswith("INSERT_")}
+    asked = [r.params["functionId"] for r in simulator.requests_to("/insert-function-instances")]
+    assert sorted(asked) == sorted(inserts)
+    text = loaded_text(pipeline, "insert_function_instances")
+    assert "us-west-2" in text and not [secret for secret in ws.secrets if secret in text]
