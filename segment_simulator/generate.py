@@ -983,5 +983,15 @@ def daily_usage(source_id: str, day: datetime) -> Dict[str, int]:
     }
 
 
+EVENT_TYPES = ("track", "identify", "page")
+
+
+def daily_event_count(source_id: str, event_type: str, day: datetime, now: datetime) -> int:
+    """Events of one source and type on one day, derived from them (today: the part of the day gone by)."""
+    full = random.Random(f"{source_id}:{event_type}:{day.date().isoformat()}").randint(0, 100000)
+    elapsed = (now - day).total_seconds() / 86400
+    return full if elapsed >= 1 else int(full * max(elapsed, 0.0))
+
+
 def _take_cyclic(values: List[str], start: int, count: int) -> List[str]:
     return [values[(start + i) % len(values)] for i in range(count)]

@@ -115,6 +115,18 @@ def _required(q: Dict[str, str], name: str) -> str:
     return q[name]
 
 
+def _event_volume(ws: SimulatedWorkspace, p: Dict[str, str], q: Dict[str, str]) -> List[Dict[str, Any]]:
+    """`GET /events/volume`: daily buckets only (the granularity the source asks for)."""
+    _required_choice(q, "granularity", ["DAY"])
+    start, end = _time(q, "startTime"), _time(q, "endTime")
+    if start is None or end is None:
+        raise ApiError(422, "ValidationError", "startTime and endTime are required", field="startTime")
+    group_by = [g for g in q.get("groupBy", "").split(",") if g]
+    for g in group_by:
+        _required_choice({"groupBy": g}, "groupBy", ["eventName", "eventType", "source"])
+    return ws.event_volume(start, end, group_by)
+
+
 def _period(q: Dict[str, str]) -> datetime:
     """The required `period`: the first moment of a month; 422 otherwise."""
     period = _time(q, "period")
@@ -256,6 +268,7 @@ ROUTES: List[Route] = [
         items_key="instances",
         feature="functions",
     ),
+    Route("/events/volume", _event_volume, items_key="result", rate_limit=60, feature="event_volume"),
     Route(
         "/usage/mtu/sources/daily",
         lambda ws, p, q: ws.mtu_usage(_period(q)),

@@ -17,7 +17,17 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from segment_simulator import catalog
-from segment_simulator.generate import LABELS, SIZES, ItemGenerator, Size, audience_schedules, daily_usage, iso
+from segment_simulator.generate import (
+    EVENT_TYPES,
+    LABELS,
+    SIZES,
+    ItemGenerator,
+    Size,
+    audience_schedules,
+    daily_event_count,
+    daily_usage,
+    iso,
+)
 
 # Every kind of item, with what the audit trail calls it: (noun of the event type, resourceType).
 KIND_NAMES: Dict[str, Tuple[str, str]] = {
@@ -231,6 +241,34 @@ class SimulatedWorkspace(ItemGenerator):
         with self._lock:
             self.get("functions", function_id)
             return list(self.insert_instances.get(function_id, []))
+
+    def event_volume(self, start: datetime, end: datetime, group_by: List[str]) -> List[Dict[str, Any]]:
+        """`SourceEventVolumeV1` per source and event type (as `group_by` asks) of the days that
+        start in [start, end) and have begun; each with its daily series."""
+        now = datetime.now(timezone.utc)
+        first = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        first += timedelta(days=1) if first < start else timedelta(0)
+        days = [first + timedelta(days=d) for d in range((end - first).days + 1)]
+        days = [d for d in days if d < end and d <= now]
+        sources = {s["id"]: s for s in self.listing("sources")}
+        groups: Dict[Tuple[Optional[str], Optional[str]], Dict[datetime, int]] = {}
+        for source_id in sources:
+            for event_type in EVENT_TYPES:
+                group = (source_id if "source" in group_by else None, event_type if "eventType" in group_by else None)
+                series = groups.setdefault(group, {})
+                for day in days:
+                    series[day] = series.get(day, 0) + daily_event_count(source_id, event_type, day, now)
+        result = []
+        for (grouped_source, grouped_type), series in groups.items():
+            item: Dict[str, Any] = {"total": sum(series.values())}
+            if grouped_source:
+                s = sources[grouped_source]
+                item["source"] = {"id": s["id"], "name": s["name"], "slug": s["slug"]}
+            if grouped_type:
+                item["eventType"] = grouped_type
+            item["series"] = [{"time": d.strftime("%Y-%m-%dT%H:%M:%SZ"), "count": c} for d, c in series.items()]
+            result.append(item)
+        return result
 
     def usage_days(self, period: datetime) -> List[datetime]:
         """The days of the month starting at `period` that have usage: up to today."""

@@ -36,6 +36,10 @@ class Incremental:
     end_param: Optional[str] = None
     """Query parameter for "older than", pinned to the run's start so pages do not shift."""
     overlap: timedelta = timedelta(minutes=15)
+    bucket: Optional[timedelta] = None
+    """Windows start at a multiple of this (a day for daily series): the start time is rounded down."""
+    lag: timedelta = timedelta(0)
+    """How far behind the run's start `end_param` stays (Segment recommends a minute for event volume)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,8 @@ class Endpoint:
     """Objects whose secret-looking keys are masked; each lands as one JSON column."""
     code_fields: Tuple[str, ...] = ()
     """Source code in which credentials are masked."""
+    rows_of: Optional[Callable[[Row], List[Row]]] = None
+    """Turns one API item into several (a time series into its data points), before `shape`."""
     shape: Optional[Callable[[Row, Row], Row]] = None
     """Turns an API item (and its parent row) into the row to load."""
     column_types: Mapping[str, str] = field(default_factory=dict)
@@ -170,6 +176,20 @@ def link(parent_field: str, child_field: str) -> Callable[[Row, Row], Row]:
 def rule_row(item: Row, parent: Row) -> Row:
     # rules have no id; the key (type, key, version) needs a key even for IDENTIFY/GROUP rules
     return dict(item, key=item.get("key") or "")
+
+
+def volume_points(item: Row) -> List[Row]:
+    """One row per data point of a source's and event type's series."""
+    source = item.get("source") or {}
+    return [
+        {
+            "sourceId": source.get("id") or "",
+            "sourceSlug": source.get("slug"),
+            "eventType": item.get("eventType") or "",
+            **point,
+        }
+        for point in item.get("series") or []
+    ]
 
 
 def is_insert_function(item: Row) -> bool:
@@ -406,6 +426,26 @@ ENDPOINTS: List[Endpoint] = [
         feature="Functions",
         version="v1alpha",
         default=False,  # alpha; one request per insert function
+    ),
+    Endpoint(
+        "event_volume",
+        "/events/volume",
+        "result",
+        primary_key=("source_id", "event_type", "time"),
+        params={"granularity": "DAY", "groupBy": "source,eventType"},
+        incremental=Incremental(
+            cursor_field="time",
+            start_param="startTime",
+            end_param="endTime",
+            overlap=timedelta(days=1),  # the newest day was partial: read it again
+            bucket=timedelta(days=1),
+            lag=timedelta(minutes=1),
+        ),
+        rows_of=volume_points,
+        column_types={"time": "timestamp", "count": "bigint"},
+        rate_limit=60,
+        default=False,
+        history=False,
     ),
     Endpoint(
         "mtu_usage_daily",

@@ -17,7 +17,7 @@ from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequenc
 
 from segment_source import redaction
 from segment_source.client import SegmentClient
-from segment_source.endpoints import ENDPOINTS, EmbeddedEndpoint, Endpoint, Row
+from segment_source.endpoints import ENDPOINTS, EmbeddedEndpoint, Endpoint, Incremental, Row
 from segment_source.errors import NotFoundError, UnexpectedResponseError
 
 _SQL_SAFE = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
@@ -263,14 +263,20 @@ class WorkspaceReader:
         assert inc is not None
         last = cursors.get(key)
         since = _parse_time(last) - inc.overlap if last else self._start_date
-        params: Dict[str, str] = {}
+        if inc.bucket:
+            since = _round_down(since, inc.bucket)
+        params: Dict[str, str] = dict(endpoint.params)
         if inc.start_param:
             params[inc.start_param] = _format_time(since)
         if inc.end_param:
-            params[inc.end_param] = _format_time(self._run_started)
+            params[inc.end_param] = _format_time(self._run_started - inc.lag)
         newest = last
-        for items in self.client.pages(path, endpoint.data_key, endpoint.page_size, params):
-            fresh = [i for i in items if i.get(inc.cursor_field) and _parse_time(i[inc.cursor_field]) > since]
+        for page in self.client.pages(path, endpoint.data_key, endpoint.page_size, params):
+            items = [row for item in page for row in endpoint.rows_of(item)] if endpoint.rows_of else page
+            # a bucket starting at `since` lies inside the window; an event at `since` was read before
+            fresh = [
+                i for i in items if i.get(inc.cursor_field) and _newer(_parse_time(i[inc.cursor_field]), since, inc)
+            ]
             if fresh:
                 top = max(str(i[inc.cursor_field]) for i in fresh)
                 newest = top if newest is None or _parse_time(top) > _parse_time(newest) else newest
@@ -340,6 +346,15 @@ class _FeatureProbe:
 def _child_path(endpoint: Endpoint, parent: Row) -> str:
     """The path of a parent's children: `{id}` is the parent's id, other names its fields (`{spaceId}`)."""
     return endpoint.path.format_map({**parent, "id": parent["id"]})
+
+
+def _newer(moment: datetime, since: datetime, inc: Incremental) -> bool:
+    return moment >= since if inc.bucket else moment > since
+
+
+def _round_down(moment: datetime, bucket: timedelta) -> datetime:
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return epoch + (moment - epoch) // bucket * bucket
 
 
 def _month_start(moment: datetime) -> datetime:

@@ -272,3 +272,40 @@ def test_insert_function_instances_load_when_selected_one_request_per_insert_fun
     assert sorted(asked) == sorted(inserts)
     text = loaded_text(pipeline, "insert_function_instances")
     assert "us-west-2" in text and not [secret for secret in ws.secrets if secret in text]
+
+
+# ---- event volume: incremental by day ---------------------------------------------------------
+
+
+def volume_rows(pipeline):
+    found = rows(pipeline, "SELECT workspace_id, source_id, event_type, time, count FROM {event_volume}")
+    return {(w, s, e, moment(t)): c for w, s, e, t, c in found}
+
+
+def test_event_volume_loads_per_source_event_type_and_day_and_a_rerun_reads_only_from_the_last_day(pipeline, simulator):
+    ws = simulator.workspace
+    now = datetime.now(timezone.utc)
+    start = now - timedelta(days=5)
+    load(pipeline, simulator, "event_volume", start_date=start.isoformat())
+    (first_request,) = simulator.requests_to("/events/volume")
+    day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    assert moment(first_request.params["startTime"]) == day
+    assert first_request.params["granularity"] == "DAY" and first_request.params["groupBy"] == "source,eventType"
+    assert now - timedelta(minutes=1) <= moment(first_request.params["endTime"]) < datetime.now(timezone.utc)
+    served = {
+        (ws.id, item["source"]["id"], item["eventType"], moment(point["time"])): point["count"]
+        for item in ws.event_volume(day, now, ["source", "eventType"])
+        for point in item["series"]
+    }
+    first = volume_rows(pipeline)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    assert set(first) == set(served) and len(first) == len(ws.ids("sources")) * 3 * 6
+    assert {k: v for k, v in first.items() if k[3] < today} == {k: v for k, v in served.items() if k[3] < today}
+
+    simulator.clear_log()
+    load(pipeline, simulator, "event_volume", start_date=start.isoformat())
+    (second_request,) = simulator.requests_to("/events/volume")
+    assert moment(second_request.params["startTime"]) == today - timedelta(days=1)
+    second = volume_rows(pipeline)
+    assert set(second) == set(first)  # the re-read days replaced their rows: nothing counted twice
+    assert all(second[k] >= first[k] for k in first if k[3] == today)

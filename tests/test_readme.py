@@ -11,7 +11,13 @@ from tests.support import load
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 QUERIES = re.findall(r"```sql\n(.*?)```", README, flags=re.S)
 DATE_D = "2026-11-01 00:00:00+00"
-OPT_IN_QUERIED = ("audience_destinations", "mtu_usage_daily", "insert_function_instances", "suppressions")
+OPT_IN_QUERIED = (
+    "audience_destinations",
+    "mtu_usage_daily",
+    "insert_function_instances",
+    "suppressions",
+    "event_volume",
+)
 """Opt-in tables the README's queries use (each says so)."""
 
 
