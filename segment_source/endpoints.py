@@ -93,7 +93,8 @@ class Endpoint:
     code_fields: Tuple[str, ...] = ()
     """Source code in which credentials are masked."""
     rows_of: Optional[Callable[[Row], List[Row]]] = None
-    """Turns one API item into several (a time series into its data points), before `shape`."""
+    """Turns one API item into several (a time series into its data points), before `shape`; for
+    incremental endpoints, whose cursor is a field of the data points."""
     shape: Optional[Callable[[Row, Row], Row]] = None
     """Turns an API item (and its parent row) into the row to load."""
     column_types: Mapping[str, str] = field(default_factory=dict)

@@ -10,7 +10,8 @@ Per resource (say `sources`) and per run:
 The scope is both the merge's `destination_scope` (which rows may go) and its `source_filter`
 (which loaded rows count), so rows of a workspace that failed half-way are discarded. An empty
 table marker goes out every run, so a workspace that now has no objects of a kind still gets its
-old rows removed. Append-only endpoints (audit events, sync reports) are merged by key instead.
+old rows removed. Append-only endpoints (audit events, sync reports) and time series (usage, event
+volume) are merged by key instead: a window read again replaces its rows, and nothing is deleted.
 
 Why not dlt's `rest_api_resources`: several tokens feed one table with merges scoped per
 workspace; a child that 404s from the start means a missing feature, not a failed run; children
