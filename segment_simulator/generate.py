@@ -10,6 +10,7 @@ from the workspace's seeded random generator, so the same seed gives the same id
 secrets; each plaintext secret goes through `new_secret()`.
 """
 
+import functools
 import random
 import re
 import string
@@ -970,6 +971,7 @@ def audience_schedules(audience: Dict[str, Any]) -> List[Dict[str, Any]]:
     return [{"id": schedule_id, "strategy": "SPECIFIC_DAYS", "config": config}]
 
 
+@functools.lru_cache(maxsize=1 << 20)  # every page of a listing asks again for the whole month
 def daily_usage(source_id: str, day: datetime) -> Dict[str, int]:
     """A source's usage of one day: MTUs by kind and API calls. Derived from (source id, day), so
     every read of a past day sees the same numbers, and no generator draws for it."""
@@ -986,9 +988,14 @@ def daily_usage(source_id: str, day: datetime) -> Dict[str, int]:
 EVENT_TYPES = ("track", "identify", "page")
 
 
+@functools.lru_cache(maxsize=1 << 20)
+def _full_day_events(source_id: str, event_type: str, day: datetime) -> int:
+    return random.Random(f"{source_id}:{event_type}:{day.date().isoformat()}").randint(0, 100000)
+
+
 def daily_event_count(source_id: str, event_type: str, day: datetime, now: datetime) -> int:
     """Events of one source and type on one day, derived from them (today: the part of the day gone by)."""
-    full = random.Random(f"{source_id}:{event_type}:{day.date().isoformat()}").randint(0, 100000)
+    full = _full_day_events(source_id, event_type, day)
     elapsed = (now - day).total_seconds() / 86400
     return full if elapsed >= 1 else int(full * max(elapsed, 0.0))
 
