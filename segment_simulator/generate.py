@@ -10,6 +10,7 @@ from the workspace's seeded random generator, so the same seed gives the same id
 secrets; each plaintext secret goes through `new_secret()`.
 """
 
+import functools
 import random
 import re
 import string
@@ -186,6 +187,15 @@ LAST_NAMES = [
     "Berners-Lee",
 ]
 GROUP_NAMES = ["Data Engineering", "Marketing", "Mobile Team", "Analytics", "Support", "Growth"]
+REGULATION_TYPES = [
+    "DELETE_ARCHIVE_ONLY",
+    "DELETE_INTERNAL",
+    "DELETE_ONLY",
+    "SUPPRESS_ONLY",
+    "SUPPRESS_WITH_DELETE",
+    "SUPPRESS_WITH_DELETE_INTERNAL",
+    "UNSUPPRESS",
+]
 ROLE_RESOURCE_TYPES = {name: resource_type for name, resource_type, _ in catalog.ROLES}
 
 
@@ -218,6 +228,11 @@ class Size:
     audit_events: int = 0
     """Audit events of the last 30 days; edits add more."""
     syncs_per_warehouse: int = 0
+    regulations: int = 0
+    """Deletion and suppression requests of the last 90 days (the API keeps 90 days)."""
+    suppressions: int = 0
+    """Suppressed users."""
+    credentials: int = 0
 
 
 SIZES: Dict[str, Size] = {
@@ -242,6 +257,9 @@ SIZES: Dict[str, Size] = {
         transformations=3,
         audit_events=30,
         syncs_per_warehouse=3,
+        regulations=8,
+        suppressions=4,
+        credentials=3,
     ),
     # sources, destinations, users, the audit trail and the first space's audiences span several pages
     "medium": Size(
@@ -264,6 +282,9 @@ SIZES: Dict[str, Size] = {
         transformations=150,
         audit_events=1500,
         syncs_per_warehouse=20,
+        regulations=300,
+        suppressions=150,
+        credentials=12,
     ),
     "large": Size(
         sources=5000,
@@ -285,6 +306,8 @@ SIZES: Dict[str, Size] = {
         transformations=600,
         audit_events=10000,
         syncs_per_warehouse=50,
+        regulations=2000,
+        suppressions=1000,
     ),
 }
 
@@ -305,11 +328,19 @@ class ItemGenerator(ABC):
     plan_sources: Dict[str, List[str]]
     plan_rules: Dict[str, List[Dict[str, Any]]]
     syncs: Dict[str, List[Dict[str, Any]]]
+    regulations: List[Dict[str, Any]]
+    suppressions: List[Dict[str, Any]]
     labels: List[Dict[str, Any]]
     secrets: Set[str]
     token_actor: str
     _rng: random.Random
     _audit_rng: random.Random
+    _privacy_rng: random.Random
+    _engage_rng: random.Random
+    _credentials_rng: random.Random
+    credentials: List[Dict[str, Any]]
+    insert_instances: Dict[str, List[Dict[str, Any]]]
+    audience_destinations: Dict[str, List[str]]
     _clock: datetime
 
     @abstractmethod
@@ -333,11 +364,11 @@ class ItemGenerator(ABC):
 
     # ---- primitives ------------------------------------------------------------------------
 
-    def new_id(self, length: int = 22) -> str:
-        return "".join(self._rng.choice(_ID_ALPHABET) for _ in range(length))
+    def new_id(self, length: int = 22, rng: Optional[random.Random] = None) -> str:
+        return "".join((rng or self._rng).choice(_ID_ALPHABET) for _ in range(length))
 
-    def new_secret(self, prefix: str = "") -> str:
-        value = prefix + self.new_id(32)
+    def new_secret(self, prefix: str = "", rng: Optional[random.Random] = None) -> str:
+        value = prefix + self.new_id(32, rng)
         self.secrets.add(value)
         return value
 
@@ -725,6 +756,79 @@ class ItemGenerator(ABC):
             else [],
         }
 
+    # ---- privacy: deletion and suppression ----------------------------------------------------
+
+    def _new_regulation(self, created: datetime, still_open: bool) -> Dict[str, Any]:
+        """A `RegulationListEntryV1`: a request about one to three end users, open (initialized or
+        running) or done. Drawn from the privacy generator."""
+        rng = self._privacy_rng
+        done = rng.choices(["FINISHED", "FAILED", "PARTIAL_SUCCESS", "NOT_SUPPORTED"], weights=[12, 2, 1, 1])[0]
+        item = {
+            "id": self.new_id(27, rng),
+            "subjectType": rng.choice(["USER_ID", "USER_ID", "OBJECT_ID"]),
+            "subjects": [f"user_{self.new_id(10, rng)}" for _ in range(rng.randint(1, 3))],
+            "status": rng.choice(["INITIALIZED", "RUNNING"]) if still_open else done,
+            "createdAt": iso(created),
+            "regulationType": rng.choice(REGULATION_TYPES),
+        }
+        if not still_open:
+            item["finishedAt"] = iso(created + timedelta(hours=rng.randint(1, 120)))
+        return item
+
+    def _new_suppression(self) -> Dict[str, Any]:
+        """A `SuppressedInner`: a suppressed user (no id of its own)."""
+        return {"subjectType": "userId", "subjectIds": [f"user_{self.new_id(10, self._privacy_rng)}"]}
+
+    # ---- Engage activations ----------------------------------------------------------------------
+
+    def _connect_audiences(self) -> None:
+        """Every audience but one in four goes to one or two destinations (the engage generator's draws)."""
+        destinations = list(self.items["destinations"])
+        for n, audience_id in enumerate(self.items["audiences"]):
+            if destinations and n % 4 != 3:
+                picked = self._engage_rng.sample(destinations, min(len(destinations), 1 + n % 2))
+                self.audience_destinations[audience_id] = picked
+
+    # ---- credentials and insert function instances --------------------------------------------
+
+    def _new_credential(self, n: int) -> Dict[str, Any]:
+        """A `CredentialV1`: warehouse credentials shared by Reverse ETL and Profiles (the
+        credentials generator's draws); its password or key is a secret."""
+        rng = self._credentials_rng
+        kind = ("Snowflake", "Redshift", "BigQuery")[n % 3]
+        settings: Dict[str, Any] = {"type": kind}
+        if kind == "BigQuery":
+            settings.update(projectId=f"analytics-{n}", serviceAccountKey=self.new_secret("sa_", rng))
+        else:
+            settings.update(account=f"ab{n:05d}.us-east-1", user="SEGMENT_LOADER", password=self.new_secret("", rng))
+        created = iso(datetime(2024, 6, 1, tzinfo=timezone.utc) + timedelta(days=n))
+        return {
+            "id": self.new_id(22, rng),
+            "workspaceId": self.id,
+            "name": f"{kind} credentials {n}",
+            "settings": settings,
+            "createdAt": created,
+            "updatedAt": created,
+        }
+
+    def _new_insert_instance(self, function: Dict[str, Any], n: int) -> Dict[str, Any]:
+        """An `InsertFunctionInstanceAlpha`: an insert function attached to a destination or source."""
+        rng = self._credentials_rng
+        kind = "sources" if function["resourceType"] == "INSERT_SOURCE" else "destinations"
+        integrations = list(self.items[kind])
+        created = iso(datetime(2024, 7, 1, tzinfo=timezone.utc) + timedelta(hours=n))
+        return {
+            "id": self.new_id(22, rng),
+            "name": f"{function['displayName']} on {kind[:-1]} {n}",
+            "integrationId": rng.choice(integrations) if integrations else self.new_id(22, rng),
+            "classId": function["id"],
+            "enabled": n % 3 != 0,
+            "createdAt": created,
+            "updatedAt": created,
+            "settings": {"apiKey": self.new_secret("", rng), "region": "us-west-2"},
+            "encryptedSettings": {},
+        }
+
     # ---- a whole workspace -------------------------------------------------------------------
 
     def populate(self, counts: Size) -> None:
@@ -782,6 +886,18 @@ class ItemGenerator(ABC):
                 started = now - timedelta(hours=6 * (counts.syncs_per_warehouse - s))
                 self.syncs[warehouse_id].append(self._new_sync(connected[s % len(connected)], started, running))
         self._made_up_audit_trail(counts.audit_events)
+        for r in range(counts.regulations):
+            # over the 90 days the API keeps, newest first; the two newest and every fourth still open
+            age = timedelta(days=89.5 * r / counts.regulations, hours=1)
+            self.regulations.append(self._new_regulation(now - age, still_open=r < 2 or r % 4 == 3))
+        self.suppressions.extend(self._new_suppression() for _ in range(counts.suppressions))
+        self._connect_audiences()
+        self.credentials.extend(self._new_credential(n) for n in range(1, counts.credentials + 1))
+        inserts = [f for f in self.items["functions"].values() if f["resourceType"].startswith("INSERT_")]
+        for n, function in enumerate(inserts):
+            self.insert_instances[function["id"]] = [
+                self._new_insert_instance(function, 2 * n + i) for i in range(n % 3)
+            ]
 
     def _populate_protocols(self, counts: Size, source_ids: List[str]) -> None:
         """Tracking plans with their rules; the first half of the sources feed the live plans."""
@@ -838,6 +954,50 @@ _AUDITED_KINDS = (
     "reverse_etl_models",
     "transformations",
 )
+
+
+def audience_schedules(audience: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """An audience's `AudienceSchedule`s (`include=schedules`): none for one in three audiences,
+    else one. Derived from the audience id, so it costs the workspace's generators no draw."""
+    rng = random.Random(audience["id"])
+    kind = rng.randrange(3)
+    if kind == 0:
+        return []
+    schedule_id = "sch_" + "".join(rng.choice(_ID_ALPHABET) for _ in range(18))
+    if kind == 1:
+        return [{"id": schedule_id, "strategy": "PERIODIC", "config": {"interval": rng.choice(["1h", "6h", "1d"])}}]
+    days = sorted(rng.sample(range(7), 3))
+    config = {"days": days, "hours": [rng.randrange(24)], "timezone": "Europe/Berlin"}
+    return [{"id": schedule_id, "strategy": "SPECIFIC_DAYS", "config": config}]
+
+
+@functools.lru_cache(maxsize=1 << 20)  # every page of a listing asks again for the whole month
+def daily_usage(source_id: str, day: datetime) -> Dict[str, int]:
+    """A source's usage of one day: MTUs by kind and API calls. Derived from (source id, day), so
+    every read of a past day sees the same numbers, and no generator draws for it."""
+    rng = random.Random(f"{source_id}:{day.date().isoformat()}")
+    return {
+        "anonymous": rng.randint(0, 2000),
+        "anonymousIdentified": rng.randint(0, 500),
+        "identified": rng.randint(0, 5000),
+        "neverIdentified": rng.randint(0, 300),
+        "apiCalls": rng.randint(0, 200000),
+    }
+
+
+EVENT_TYPES = ("track", "identify", "page")
+
+
+@functools.lru_cache(maxsize=1 << 20)
+def _full_day_events(source_id: str, event_type: str, day: datetime) -> int:
+    return random.Random(f"{source_id}:{event_type}:{day.date().isoformat()}").randint(0, 100000)
+
+
+def daily_event_count(source_id: str, event_type: str, day: datetime, now: datetime) -> int:
+    """Events of one source and type on one day, derived from them (today: the part of the day gone by)."""
+    full = _full_day_events(source_id, event_type, day)
+    elapsed = (now - day).total_seconds() / 86400
+    return full if elapsed >= 1 else int(full * max(elapsed, 0.0))
 
 
 def _take_cyclic(values: List[str], start: int, count: int) -> List[str]:

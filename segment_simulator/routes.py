@@ -18,11 +18,12 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from segment_simulator import catalog
-from segment_simulator.generate import iso
+from segment_simulator.generate import REGULATION_TYPES, iso
 from segment_simulator.wire import MAX_PAGE_SIZE, PAGINATION, ApiError, page
 from segment_simulator.workspace import SimulatedWorkspace
 
 AUDIENCES_MAX_PAGE_SIZE = 200
+REGULATION_STATUSES = ("FAILED", "FINISHED", "INITIALIZED", "INVALID", "NOT_SUPPORTED", "PARTIAL_SUCCESS", "RUNNING")
 
 
 Fetch = Callable[[SimulatedWorkspace, Dict[str, str], Dict[str, str]], Any]
@@ -100,6 +101,42 @@ def _functions(ws: SimulatedWorkspace, p: Dict[str, str], q: Dict[str, str]) -> 
     return ws.functions_of(_required_choice(q, "resourceType", sorted(catalog.FUNCTION_TEMPLATES)))
 
 
+def _regulations(ws: SimulatedWorkspace, p: Dict[str, str], q: Dict[str, str]) -> List[Dict[str, Any]]:
+    status = _choice(q, "status", REGULATION_STATUSES)
+    types = [t for t in q.get("regulationTypes", "").split(",") if t]
+    for t in types:
+        _required_choice({"regulationTypes": t}, "regulationTypes", REGULATION_TYPES)
+    return ws.regulations_of(status, types)
+
+
+def _required(q: Dict[str, str], name: str) -> str:
+    if not q.get(name):
+        raise ApiError(422, "ValidationError", f"{name} is required", field=name)
+    return q[name]
+
+
+def _event_volume(ws: SimulatedWorkspace, p: Dict[str, str], q: Dict[str, str]) -> List[Dict[str, Any]]:
+    """`GET /events/volume`: daily buckets only (the granularity the source asks for)."""
+    _required_choice(q, "granularity", ["DAY"])
+    start, end = _time(q, "startTime"), _time(q, "endTime")
+    if start is None or end is None:
+        raise ApiError(422, "ValidationError", "startTime and endTime are required", field="startTime")
+    group_by = [g for g in q.get("groupBy", "").split(",") if g]
+    for g in group_by:
+        _required_choice({"groupBy": g}, "groupBy", ["eventName", "eventType", "source"])
+    return ws.event_volume(start, end, group_by)
+
+
+def _period(q: Dict[str, str]) -> datetime:
+    """The required `period`: the first moment of a month; 422 otherwise."""
+    period = _time(q, "period")
+    if period is None or period != period.replace(day=1, hour=0, minute=0, second=0, microsecond=0):
+        raise ApiError(
+            422, "ValidationError", f"period must be the start of a month, got {q.get('period')!r}", field="period"
+        )
+    return period
+
+
 def _audit_events(ws: SimulatedWorkspace, p: Dict[str, str], q: Dict[str, str]) -> Dict[str, Any]:
     """`GET /audit-events`: newest first. The cursor pins the first page's `endTime` (as the real
     API's does: base64 JSON `{"pageToken", "endTime"}`), so events recorded while a client pages
@@ -155,10 +192,21 @@ ROUTES: List[Route] = [
     Route("/spaces", lambda ws, p, q: ws.listing("spaces"), items_key="spaces", feature="engage"),
     Route(
         "/spaces/{spaceId}/audiences",
-        lambda ws, p, q: ws.audiences_of(p["spaceId"]),
+        lambda ws, p, q: (
+            ws.audiences_with_schedules(p["spaceId"])
+            if _choice(q, "include", ["schedules"])
+            else ws.audiences_of(p["spaceId"])
+        ),
         items_key="audiences",
         max_count=AUDIENCES_MAX_PAGE_SIZE,
         rate_limit=60,
+        feature="engage",
+    ),
+    Route(
+        "/spaces/{spaceId}/audiences/{audienceId}/destination-connections",
+        lambda ws, p, q: ws.destination_connections(p["spaceId"], p["audienceId"]),
+        items_key="connections",
+        rate_limit=50,
         feature="engage",
     ),
     Route(
@@ -211,6 +259,28 @@ ROUTES: List[Route] = [
     Route("/roles", lambda ws, p, q: ws.listing("roles"), items_key="roles", feature="iam"),
     Route("/labels", lambda ws, p, q: list(ws.labels), items_key="labels", paginated=False),
     Route("/audit-events", _audit_events, feature="audit_trail"),
+    Route("/regulations", _regulations, items_key="regulations", feature="privacy"),
+    Route("/suppressions", lambda ws, p, q: list(ws.suppressions), items_key="suppressed", feature="privacy"),
+    Route("/credentials", lambda ws, p, q: list(ws.credentials), items_key="credentials", feature="credentials"),
+    Route(
+        "/insert-function-instances",
+        lambda ws, p, q: ws.insert_function_instances(_required(q, "functionId")),
+        items_key="instances",
+        feature="functions",
+    ),
+    Route("/events/volume", _event_volume, items_key="result", rate_limit=60, feature="event_volume"),
+    Route(
+        "/usage/mtu/sources/daily",
+        lambda ws, p, q: ws.mtu_usage(_period(q)),
+        items_key="dailyPerSourceMTUUsage",
+        feature="usage",
+    ),
+    Route(
+        "/usage/api-calls/sources/daily",
+        lambda ws, p, q: ws.api_calls_usage(_period(q)),
+        items_key="dailyPerSourceAPICallsUsage",
+        feature="usage",
+    ),
     Route("/catalog/sources", lambda ws, p, q: list(catalog.SOURCE_METADATA.values()), items_key="sourcesCatalog"),
     Route(
         "/catalog/destinations",

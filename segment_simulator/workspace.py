@@ -17,7 +17,17 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from segment_simulator import catalog
-from segment_simulator.generate import LABELS, SIZES, ItemGenerator, Size, iso
+from segment_simulator.generate import (
+    EVENT_TYPES,
+    LABELS,
+    SIZES,
+    ItemGenerator,
+    Size,
+    audience_schedules,
+    daily_event_count,
+    daily_usage,
+    iso,
+)
 
 # Every kind of item, with what the audit trail calls it: (noun of the event type, resourceType).
 KIND_NAMES: Dict[str, Tuple[str, str]] = {
@@ -62,6 +72,15 @@ class SimulatedWorkspace(ItemGenerator):
         self._rng = random.Random(f"{seed}:{slug}")
         # the audit trail draws from its own generator, so that it shifts no item's draws
         self._audit_rng = random.Random(f"{seed}:{slug}:audit")
+        # so do privacy requests, added after the kinds above
+        self._privacy_rng = random.Random(f"{seed}:{slug}:privacy")
+        self._engage_rng = random.Random(f"{seed}:{slug}:engage")
+        self._credentials_rng = random.Random(f"{seed}:{slug}:credentials")
+        self.credentials = []
+        # function id -> the instances of an insert function
+        self.insert_instances = {}
+        # audience id -> ids of the destinations it is connected to
+        self.audience_destinations = {}
         self._lock = threading.RLock()
         self._clock = datetime(2024, 1, 1, tzinfo=timezone.utc)
         self.secrets = set()
@@ -76,6 +95,9 @@ class SimulatedWorkspace(ItemGenerator):
         self.plan_rules = {}
         # warehouse id -> its sync reports, oldest first
         self.syncs = {}
+        # deletion and suppression requests, newest first; suppressed users
+        self.regulations = []
+        self.suppressions = []
         self.labels = [dict(label) for label in LABELS]
         # the audit trail, oldest first; edits made through this object are the token's
         self.events: List[Dict[str, Any]] = []
@@ -127,6 +149,37 @@ class SimulatedWorkspace(ItemGenerator):
     def audiences_of(self, space_id: str) -> List[Dict[str, Any]]:
         return self._children("audiences", "spaces", "spaceId", space_id)
 
+    def audiences_with_schedules(self, space_id: str) -> List[Dict[str, Any]]:
+        """A space's audiences with their `schedules` (`include=schedules`)."""
+        return [dict(a, schedules=audience_schedules(a)) for a in self.audiences_of(space_id)]
+
+    def destination_connections(self, space_id: str, audience_id: str) -> List[Dict[str, Any]]:
+        """The destinations an audience goes to (`SimpleDestination`); `KeyError` for an unknown audience."""
+        with self._lock:
+            audience = self.get("audiences", audience_id)
+            if audience["spaceId"] != space_id:
+                raise KeyError(f"space {space_id!r} has no audience {audience_id!r}")
+            connected = [
+                self.items["destinations"][d]
+                for d in self.audience_destinations.get(audience_id, [])
+                if d in self.items["destinations"]
+            ]
+        return [
+            {
+                "id": d["id"],
+                "name": d["name"],
+                "sourceId": d["sourceId"],
+                "enabled": d["enabled"],
+                "createdAt": audience["createdAt"],
+                "updatedAt": audience["updatedAt"],
+                "settings": d["settings"],
+                "destinationId": d["id"],
+                "metadata": d["metadata"],
+                "connectionSettings": {"audienceKey": audience["key"], "syncMode": "ADD_REMOVE"},
+            }
+            for d in connected
+        ]
+
     def computed_traits_of(self, space_id: str) -> List[Dict[str, Any]]:
         return self._children("computed_traits", "spaces", "spaceId", space_id)
 
@@ -175,6 +228,71 @@ class SimulatedWorkspace(ItemGenerator):
             if after < e["timestamp"] < before
             and resource_id in (None, e["resourceId"])
             and resource_type in (None, e["resourceType"])
+        ]
+
+    def regulations_of(self, status: Optional[str] = None, types: Optional[List[str]] = None) -> List[Dict[str, Any]]:
+        """The deletion and suppression requests, newest first, of one status and some types if given."""
+        with self._lock:
+            listed = list(self.regulations)
+        return [r for r in listed if status in (None, r["status"]) and (not types or r["regulationType"] in types)]
+
+    def insert_function_instances(self, function_id: str) -> List[Dict[str, Any]]:
+        """The instances of an insert function; `KeyError` for an unknown function."""
+        with self._lock:
+            self.get("functions", function_id)
+            return list(self.insert_instances.get(function_id, []))
+
+    def event_volume(self, start: datetime, end: datetime, group_by: List[str]) -> List[Dict[str, Any]]:
+        """`SourceEventVolumeV1` per source and event type (as `group_by` asks) of the days that
+        start in [start, end) and have begun; each with its daily series."""
+        now = datetime.now(timezone.utc)
+        first = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        first += timedelta(days=1) if first < start else timedelta(0)
+        days = [first + timedelta(days=d) for d in range((end - first).days + 1)]
+        days = [d for d in days if d < end and d <= now]
+        sources = {s["id"]: s for s in self.listing("sources")}
+        groups: Dict[Tuple[Optional[str], Optional[str]], Dict[datetime, int]] = {}
+        for source_id in sources:
+            for event_type in EVENT_TYPES:
+                group = (source_id if "source" in group_by else None, event_type if "eventType" in group_by else None)
+                series = groups.setdefault(group, {})
+                for day in days:
+                    series[day] = series.get(day, 0) + daily_event_count(source_id, event_type, day, now)
+        result = []
+        for (grouped_source, grouped_type), series in groups.items():
+            item: Dict[str, Any] = {"total": sum(series.values())}
+            if grouped_source:
+                s = sources[grouped_source]
+                item["source"] = {"id": s["id"], "name": s["name"], "slug": s["slug"]}
+            if grouped_type:
+                item["eventType"] = grouped_type
+            item["series"] = [{"time": d.strftime("%Y-%m-%dT%H:%M:%SZ"), "count": c} for d, c in series.items()]
+            result.append(item)
+        return result
+
+    def usage_days(self, period: datetime) -> List[datetime]:
+        """The days of the month starting at `period` that have usage: up to today."""
+        today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        days = [period + timedelta(days=d) for d in range(31)]
+        return [d for d in days if d.month == period.month and d <= today]
+
+    def mtu_usage(self, period: datetime) -> List[Dict[str, Any]]:
+        """`UsersPerSourceSnapshotV1` of every source and day of the month at `period`, by day."""
+        following = (period + timedelta(days=32)).replace(day=1)
+        bounds = {"periodStart": int(period.timestamp()), "periodEnd": int(following.timestamp())}
+        kinds = ("anonymous", "anonymousIdentified", "identified", "neverIdentified")
+        return [
+            {"sourceId": s, **bounds, **{k: str(daily_usage(s, day)[k]) for k in kinds}, "timestamp": iso(day)}
+            for day in self.usage_days(period)
+            for s in self.ids("sources")
+        ]
+
+    def api_calls_usage(self, period: datetime) -> List[Dict[str, Any]]:
+        """`SourceAPICallSnapshotV1` of every source and day of the month at `period`, by day."""
+        return [
+            {"sourceId": s, "apiCalls": str(daily_usage(s, day)["apiCalls"]), "timestamp": iso(day)}
+            for day in self.usage_days(period)
+            for s in self.ids("sources")
         ]
 
     def audit_clock(self) -> datetime:

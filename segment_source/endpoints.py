@@ -38,6 +38,23 @@ class Incremental:
     end_param: Optional[str] = None
     """Query parameter for "older than", pinned to the run's start so pages do not shift."""
     overlap: timedelta = timedelta(minutes=15)
+    bucket: Optional[timedelta] = None
+    """Windows start at a multiple of this (a day for daily series): the start time is rounded down."""
+    lag: timedelta = timedelta(0)
+    """How far behind the run's start `end_param` stays (Segment recommends a minute for event volume)."""
+
+
+@dataclass(frozen=True)
+class Monthly:
+    """A time series asked for one month at a time (`period=<the month's first day>`), per workspace.
+
+    Every run reads again the current month and the months not final yet (the previous one until
+    `final_after` into the new month); final months are never read again. The first run starts at
+    the month of `start_date`. Rows replace rows of the same key, so a re-read month never counts twice.
+    """
+
+    param: str = "period"
+    final_after: timedelta = timedelta(days=3)
 
 
 @dataclass(frozen=True)
@@ -54,6 +71,8 @@ class Endpoint:
     parent: Optional[str] = None
     """Table whose rows this endpoint is requested for, one request (series) per parent row."""
     parent_key: Optional[str] = None
+    parent_param: Optional[str] = None
+    """Query parameter set to the parent row's id, for children listed by a filter (`functionId`)."""
     """Item field set to the parent row's id (e.g. `trackingPlanId`)."""
     only_for: Optional[Callable[[Row], bool]] = None
     """Ask only for parents whose (API) item passes this test; the others have nothing to give."""
@@ -63,9 +82,12 @@ class Endpoint:
     """The largest page the endpoint allows; `None` for endpoints that are not paginated."""
     is_object: bool = False
     """The endpoint returns one object under `data_key`, not a list."""
+    params: Mapping[str, str] = field(default_factory=dict)
+    """Query parameters of every request (`include=schedules`)."""
     variants: Tuple[Mapping[str, str], ...] = ()
     """Query parameters of the listings to union, one listing each (functions per resourceType)."""
     incremental: Optional[Incremental] = None
+    monthly: Optional[Monthly] = None
     secret_fields: Tuple[str, ...] = ()
     """Fields that are secrets in full (masked element by element); dotted for nested fields."""
     settings_fields: Tuple[str, ...] = ()
@@ -73,6 +95,9 @@ class Endpoint:
     (deny by default); each lands as one JSON column."""
     code_fields: Tuple[str, ...] = ()
     """Source code whose string literals are judged like settings values."""
+    rows_of: Optional[Callable[[Row], List[Row]]] = None
+    """Turns one API item into several (a time series into its data points), before `shape`; for
+    incremental endpoints, whose cursor is a field of the data points."""
     shape: Optional[Callable[[Row, Row], Row]] = None
     """Turns an API item (and its parent row) into the row to load."""
     column_types: Mapping[str, str] = field(default_factory=dict)
@@ -91,6 +116,11 @@ class Endpoint:
     """The object endpoint that identifies the token's workspace (`GET /`): read first, once."""
     version: str = "v1"
     """The endpoint's most stable API version (endpoints.json `versions`), asked for after a 406."""
+
+    @property
+    def merges_by_key(self) -> bool:
+        """Rows are never deleted: a re-read window replaces the rows of the same key."""
+        return self.incremental is not None or self.monthly is not None
 
     @property
     def media_type(self) -> str:
@@ -158,6 +188,24 @@ def rule_row(item: Row, parent: Row) -> Row:
     return dict(item, key=item.get("key") or "")
 
 
+def volume_points(item: Row) -> List[Row]:
+    """One row per data point of a source's and event type's series."""
+    source = item.get("source") or {}
+    return [
+        {
+            "sourceId": source.get("id") or "",
+            "sourceSlug": source.get("slug"),
+            "eventType": item.get("eventType") or "",
+            **point,
+        }
+        for point in item.get("series") or []
+    ]
+
+
+def is_insert_function(item: Row) -> bool:
+    return str(item.get("resourceType", "")).startswith("INSERT_")
+
+
 def is_actions_destination(item: Row) -> bool:
     """Only Actions destinations (catalog entries with actions) have subscriptions."""
     metadata = item.get("metadata")
@@ -167,6 +215,12 @@ def is_actions_destination(item: Row) -> bool:
 ENABLED = {"enabled": "bool"}
 """The documented boolean every configurable object has: declared, so that a value that arrives as
 text keeps the column boolean (see `reader.WorkspaceReader._loadable`)."""
+
+
+def suppression_row(item: Row, parent: Row) -> Row:
+    # no id: a suppressed subject is its type and ids (one id in practice)
+    return dict(item, subjectKey=",".join(sorted(str(i) for i in item.get("subjectIds") or [])))
+
 
 CATALOG_JSON = {
     name: "json"
@@ -227,6 +281,7 @@ ENDPOINTS: List[Endpoint] = [
         parent="spaces",
         parent_key="spaceId",
         page_size=AUDIENCES_MAX_PAGE_SIZE,
+        params={"include": "schedules"},  # how often each audience computes: `segments__schedules`
         column_types={"definition__target_entity": "text", **ENABLED},
         feature="Engage",
         rate_limit=60,
@@ -328,6 +383,25 @@ ENDPOINTS: List[Endpoint] = [
         feature="Audit Trail (Business tier)",
         history=False,
     ),
+    Endpoint(
+        "credentials",
+        "/credentials",
+        "credentials",
+        settings_fields=("settings",),
+        column_types={"created_at": "timestamp", "updated_at": "timestamp"},
+        feature="Credentials (Workspace Owner or an Admin role)",
+    ),
+    # deletion and suppression requests: Segment keeps 90 days; `regulations_history` keeps the rest
+    Endpoint(
+        "regulations",
+        "/regulations",
+        "regulations",
+        # the user ids a deletion request is about: personal data its request asks to remove, so
+        # kept only as keyed fingerprints (a known id can be checked with the key, never read back)
+        secret_fields=("subjects",),
+        column_types={"subjects": "json", "created_at": "timestamp", "finished_at": "timestamp"},
+        feature="Deletion and Suppression (Workspace Owner)",
+    ),
     # ---- opt-in: heavy, slow or sensitive -------------------------------------------------
     Endpoint("catalog_sources", "/catalog/sources", "sourcesCatalog", column_types=CATALOG_JSON, default=False),
     Endpoint(
@@ -363,6 +437,90 @@ ENDPOINTS: List[Endpoint] = [
         column_types={"deployed_at": "timestamp"},
         feature="Functions",
         default=False,
+    ),
+    Endpoint(
+        "audience_destinations",
+        "/spaces/{spaceId}/audiences/{id}/destination-connections",
+        "connections",
+        primary_key=("audience_id", "id"),
+        parent="segments",
+        parent_key="audienceId",
+        settings_fields=("settings", "connectionSettings"),
+        shape=catalog_reference,
+        column_types={"created_at": "timestamp", "updated_at": "timestamp"},
+        feature="Engage",
+        rate_limit=50,
+        version="v1alpha",
+        default=False,  # one request per audience, 50 a minute: 10 minutes for 480 audiences
+    ),
+    Endpoint(
+        "insert_function_instances",
+        "/insert-function-instances",
+        "instances",
+        parent="functions",
+        parent_key="classId",
+        parent_param="functionId",
+        only_for=is_insert_function,
+        settings_fields=("settings", "encryptedSettings"),
+        column_types={"created_at": "timestamp", "updated_at": "timestamp"},
+        feature="Functions",
+        version="v1alpha",
+        default=False,  # alpha; one request per insert function
+    ),
+    Endpoint(
+        "event_volume",
+        "/events/volume",
+        "result",
+        primary_key=("source_id", "event_type", "time"),
+        params={"granularity": "DAY", "groupBy": "source,eventType"},
+        incremental=Incremental(
+            cursor_field="time",
+            start_param="startTime",
+            end_param="endTime",
+            overlap=timedelta(days=1),  # the newest day was partial: read it again
+            bucket=timedelta(days=1),
+            lag=timedelta(minutes=1),
+        ),
+        rows_of=volume_points,
+        column_types={"time": "timestamp", "count": "bigint"},
+        rate_limit=60,
+        default=False,
+        history=False,
+    ),
+    Endpoint(
+        "mtu_usage_daily",
+        "/usage/mtu/sources/daily",
+        "dailyPerSourceMTUUsage",
+        primary_key=("source_id", "timestamp"),
+        monthly=Monthly(),
+        feature="Usage (Workspace Owner)",
+        column_types={
+            "timestamp": "timestamp",
+            **{n: "bigint" for n in ("anonymous", "anonymous_identified", "identified", "never_identified")},
+        },
+        default=False,
+        history=False,
+    ),
+    Endpoint(
+        "api_calls_usage_daily",
+        "/usage/api-calls/sources/daily",
+        "dailyPerSourceAPICallsUsage",
+        primary_key=("source_id", "timestamp"),
+        monthly=Monthly(),
+        feature="Usage (Workspace Owner)",
+        column_types={"timestamp": "timestamp", "api_calls": "bigint"},
+        default=False,
+        history=False,
+    ),
+    Endpoint(
+        "suppressions",
+        "/suppressions",
+        "suppressed",
+        primary_key=("subject_type", "subject_key"),
+        shape=suppression_row,
+        column_types={"subject_ids": "json"},
+        feature="Deletion and Suppression (Workspace Owner)",
+        default=False,  # user ids: personal data
     ),
 ]
 

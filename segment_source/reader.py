@@ -38,7 +38,7 @@ from urllib.parse import urlencode
 
 from segment_source import redaction
 from segment_source.client import Listing, SegmentClient
-from segment_source.endpoints import ENDPOINTS, EmbeddedEndpoint, Endpoint, Row, column_name
+from segment_source.endpoints import ENDPOINTS, EmbeddedEndpoint, Endpoint, Incremental, Row, column_name
 from segment_source.errors import AuthenticationError, NotFoundError, SegmentSourceError, UnexpectedResponseError
 
 logger = logging.getLogger("segment_source")
@@ -176,6 +176,8 @@ class WorkspaceReader:
         if endpoint.identifies_workspace:
             row = self._row(endpoint, self.info, {})
             return Read(iter([[row] if self._is_new(endpoint, row) else []]), self.scope)
+        if endpoint.monthly:
+            return Read(self._read_monthly(endpoint, state), None)
         if endpoint.incremental and not endpoint.parent:
             return Read(self._read_incremental(endpoint, endpoint.path, state, "cursor", {}), None)
         if endpoint.table in self._parent_tables:
@@ -213,13 +215,22 @@ class WorkspaceReader:
 
     # ---- listings --------------------------------------------------------------------------
 
-    def _listing(self, endpoint: Endpoint, path: str, params: Mapping[str, str], parent: Row) -> _Listing:
+    def _listing(
+        self,
+        endpoint: Endpoint,
+        path: str,
+        params: Mapping[str, str],
+        parent: Row,
+        request_params: Optional[Mapping[str, str]] = None,
+    ) -> _Listing:
         """A whole listing, read again (up to `LISTING_REREADS` times) while its items disagree with
-        the announced total or repeat a key; unconfirmed if they still do."""
+        the announced total or repeat a key; unconfirmed if they still do. Items carry `params` (a
+        variant's); `request_params` and the endpoint's own `params` only go with the request."""
         where = f"GET {path}" + (f"?{urlencode(params)}" if params else "")
+        request = {**endpoint.params, **(request_params or {}), **params}
         for attempt in range(LISTING_REREADS + 1):
             listing, pairs, left_out = Listing(), [], []  # left_out: positions of items without a key
-            for items in self.client.pages(path, endpoint.data_key, endpoint.page_size, params, listing):
+            for items in self.client.pages(path, endpoint.data_key, endpoint.page_size, request, listing):
                 for position, item in enumerate(items, listing.served - len(items) + 1):
                     row = self._keyed_row(endpoint, dict(params, **item), parent)
                     if row is None:
@@ -269,6 +280,13 @@ class WorkspaceReader:
     def _parent(self, endpoint: Endpoint) -> Tuple[Read, List[Row]]:
         if endpoint.table in self._parent_failures:
             raise self._parent_failures[endpoint.table]
+        if endpoint.table not in self._parents and endpoint.parent:
+            # a parent that is a child itself (audiences of spaces): its pages are rows already, and
+            # none of its children tests its items
+            _, grandparents = self._parent(self._by_table[endpoint.parent])
+            read = Read(iter(()), self.scope)
+            rows = [row for page in self._each_parent(endpoint, grandparents, read) for row in page]
+            self._parents[endpoint.table] = (read, rows)
         if endpoint.table not in self._parents:
             read = Read(iter(()), self.scope)
             try:
@@ -313,7 +331,7 @@ class WorkspaceReader:
         """The children of every parent, skipping parents deleted mid-run (see `_FeatureProbe`)."""
 
         def read_one(parent: Row) -> Iterator[List[Row]]:
-            path = endpoint.path.format(id=parent["id"])
+            path = _child_path(endpoint, parent)
             if cursors is not None:
                 return self._read_incremental(endpoint, path, cursors, parent["id"], parent)
             return self._pages(endpoint, path, parent, read)
@@ -374,7 +392,7 @@ class WorkspaceReader:
         unconfirmed_parents: Set[str] = set()
 
         def read_one(parent: Row) -> Iterator[List[Row]]:
-            path = endpoint.path.format(id=parent["id"])
+            path = _child_path(endpoint, parent)
             return self._pages(endpoint, path, parent, read, lambda: unconfirmed_parents.add(str(parent["id"])))
 
         def pages() -> Iterator[List[Row]]:
@@ -393,7 +411,8 @@ class WorkspaceReader:
         if endpoint.is_object:
             yield self._page_rows(endpoint, [self.client.get(path, endpoint.data_key)], parent, f"GET {path}")
             return
-        listing = self._listing(endpoint, path, {}, parent)
+        request_params = {endpoint.parent_param: parent["id"]} if endpoint.parent_param else {}
+        listing = self._listing(endpoint, path, {}, parent, request_params)
         if not listing.confirmed:
             on_unconfirmed()
             self._unconfirmed(endpoint, read)
@@ -410,14 +429,20 @@ class WorkspaceReader:
         assert inc is not None
         last = cursors.get(key)
         since = _parse_time(last) - inc.overlap if last else self._start_date
-        params: Dict[str, str] = {}
+        if inc.bucket:
+            since = _round_down(since, inc.bucket)
+        params: Dict[str, str] = dict(endpoint.params)
         if inc.start_param:
             params[inc.start_param] = _format_time(since)
         if inc.end_param:
-            params[inc.end_param] = _format_time(self._run_started)
+            params[inc.end_param] = _format_time(self._run_started - inc.lag)
         newest = last
-        for items in self.client.pages(path, endpoint.data_key, endpoint.page_size, params):
-            fresh = [i for i in items if i.get(inc.cursor_field) and _parse_time(i[inc.cursor_field]) > since]
+        for page in self.client.pages(path, endpoint.data_key, endpoint.page_size, params):
+            items = [row for item in page for row in endpoint.rows_of(item)] if endpoint.rows_of else page
+            # a bucket starting at `since` lies inside the window; an event at `since` was read before
+            fresh = [
+                i for i in items if i.get(inc.cursor_field) and _newer(_parse_time(i[inc.cursor_field]), since, inc)
+            ]
             if fresh:
                 top = max(str(i[inc.cursor_field]) for i in fresh)
                 newest = top if newest is None or _parse_time(top) > _parse_time(newest) else newest
@@ -426,6 +451,25 @@ class WorkspaceReader:
                 break  # newest first: the rest of the listing is older than the cursor
         if newest is not None:
             cursors[key] = newest
+
+    def _read_monthly(self, endpoint: Endpoint, state: Dict[str, Any]) -> Iterator[List[Row]]:
+        """Every month from `start_date`'s to the current one that is not final yet; a month is
+        marked final once it was read whole after its `final_after`."""
+        monthly = endpoint.monthly
+        assert monthly is not None
+        final: List[str] = state.setdefault("final_months", [])
+        month = _month_start(self._start_date)
+        while month <= self._run_started:
+            following = _month_start(month + timedelta(days=32))
+            period = _format_time(month)
+            if period not in final:
+                for items in self.client.pages(
+                    endpoint.path, endpoint.data_key, endpoint.page_size, {monthly.param: period}
+                ):
+                    yield self._page_rows(endpoint, items, {}, f"GET {endpoint.path}?{monthly.param}={period}")
+                if self._run_started >= following + monthly.final_after:
+                    final.append(period)
+            month = following
 
     # ---- rows ------------------------------------------------------------------------------
 
@@ -565,6 +609,24 @@ class _FeatureProbe:
             self._answered += 1
             if self._answered >= self._needed:
                 raise vanished
+
+
+def _child_path(endpoint: Endpoint, parent: Row) -> str:
+    """The path of a parent's children: `{id}` is the parent's id, other names its fields (`{spaceId}`)."""
+    return endpoint.path.format_map({**parent, "id": parent["id"]})
+
+
+def _newer(moment: datetime, since: datetime, inc: Incremental) -> bool:
+    return moment >= since if inc.bucket else moment > since
+
+
+def _round_down(moment: datetime, bucket: timedelta) -> datetime:
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return epoch + (moment - epoch) // bucket * bucket
+
+
+def _month_start(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
 def _parse_time(value: Any) -> datetime:

@@ -12,7 +12,8 @@ The scope is both the merge's `destination_scope` (which rows may go) and its `s
 (which loaded rows count), so rows of a workspace that failed half-way are discarded; a listing
 that changed while it was paged replaces only the keys it read (`Read.keep`). An empty
 table marker goes out every run, so a workspace that now has no objects of a kind still gets its
-old rows removed. Append-only endpoints (audit events, sync reports) are merged by key instead.
+old rows removed. Append-only endpoints (audit events, sync reports) and time series (usage, event
+volume) are merged by key instead: a window read again replaces its rows, and nothing is deleted.
 
 Why not dlt's `rest_api_resources`: several tokens feed one table with merges scoped per
 workspace; a child that 404s from the start means a missing feature, not a failed run; children
@@ -57,7 +58,7 @@ def endpoint_resource(
                 continue
             try:
                 reader.info  # noqa: B018 - the workspace itself: every scope needs its id
-                stateful = endpoint.incremental or endpoint.refetch_on
+                stateful = endpoint.merges_by_key or endpoint.refetch_on
                 read = reader.read(endpoint, state.setdefault(reader.workspace_id, {}) if stateful else {})
                 for rows in batches(read.pages):
                     if report.progress:
@@ -84,7 +85,7 @@ def endpoint_resource(
             raise failures[0]  # type: ignore[misc]  # all set: the first is an exception
         if report.progress:
             report.progress.finished(endpoint)
-        if endpoint.incremental or not scopes:
+        if endpoint.merges_by_key or not scopes:
             return
         scope, keep = (" OR ".join(f"({s})" for s in conditions) for conditions in (scopes, keeps))
         for table in tables:
@@ -115,7 +116,7 @@ def table_hints(endpoint: Endpoint, table: str, scope: str, keep: Optional[str] 
     `scope`) the loaded rows that count."""
     keep = keep or scope
     columns = endpoint.columns
-    if endpoint.incremental:
+    if endpoint.merges_by_key:
         # append-only: rows are never deleted; a re-read overlap replaces the same keys
         write_disposition: Dict[str, Any] = {"disposition": "merge", "strategy": "delete-insert"}
         return dict(table_name=table, write_disposition=write_disposition, columns=columns, primary_key=endpoint.key)

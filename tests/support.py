@@ -80,6 +80,8 @@ SURFACE: Dict[str, Tuple[str, Callable[[SimulatedWorkspace], Set[Any]]]] = {
     "reverse_etl_models": ("id", lambda ws: set(ws.ids("reverse_etl_models"))),
     "transformations": ("id", lambda ws: set(ws.ids("transformations"))),
     "audit_events": ("id", lambda ws: {e["id"] for e in ws.audit_events()}),
+    "regulations": ("id", lambda ws: {r["id"] for r in ws.regulations}),
+    "credentials": ("id", lambda ws: {c["id"] for c in ws.credentials}),
 }
 CURRENT_TABLES = [t for t in SURFACE if t != "audit_events"]
 
@@ -123,6 +125,8 @@ def minimal_requests(ws: SimulatedWorkspace) -> int:
         )
         + 1  # labels: one unpaginated answer
         + pages(len(ws.audit_events()))
+        + pages(len(ws.regulations))
+        + pages(len(ws.credentials))
         + sum(pages(len(connected)) for connected in ws.warehouse_sources.values())
         + sum(
             pages(len(ws.audiences_of(space)), 200) + pages(len(ws.computed_traits_of(space)))

@@ -5,10 +5,19 @@ from pathlib import Path
 
 from segment_simulator import SegmentSimulator, demo_workspace
 from segment_source.changes import record_changes
+from segment_source.endpoints import DEFAULT_TABLES
 from tests.support import load
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 QUERIES = re.findall(r"```sql\n(.*?)```", README, flags=re.S)
+OPT_IN_QUERIED = (
+    "audience_destinations",
+    "mtu_usage_daily",
+    "insert_function_instances",
+    "suppressions",
+    "event_volume",
+)
+"""Opt-in tables the README's queries use (each says so)."""
 
 
 def load_twice_with_changes(ws, load_once) -> None:
@@ -44,7 +53,9 @@ def test_the_history_queries_answer_on_a_first_load_as_the_readme_says(pipeline)
 
 def test_every_readme_query_runs_and_returns_rows(pipeline):
     with SegmentSimulator(demo_workspace()) as sim:
-        load_twice_with_changes(sim.workspace, lambda: (load(pipeline, sim), record_changes(pipeline)))
+        load_twice_with_changes(
+            sim.workspace, lambda: (load(pipeline, sim, *DEFAULT_TABLES, *OPT_IN_QUERIED), record_changes(pipeline))
+        )
     for query in QUERIES:
         sql = query.replace("segment_data.", pipeline.dataset_name + ".")
         with pipeline.sql_client() as client:
