@@ -42,6 +42,9 @@ CHILD_TABLES = {
     "sources__labels": "sources",
     "sources__write_keys": "sources",
     "segments__options__filter_by_external_ids": "segments",
+    "segments__schedules": "segments",
+    "segments__schedules__config__days": "segments__schedules",
+    "segments__schedules__config__hours": "segments__schedules",
     **{
         f"{table}__permissions{nested}": f"{table}{parent}"
         for table in ("users", "user_groups")
