@@ -16,6 +16,7 @@ SIMULATOR_LAYERS = [
     "catalog",
     "generate",
     "workspace",
+    "canaries",
     "routes",
     "faults",
     "server",
