@@ -281,6 +281,18 @@ ROUTES: List[Route] = [
         items_key="dailyPerSourceAPICallsUsage",
         feature="usage",
     ),
+    Route(
+        "/usage/mtu/daily",
+        lambda ws, p, q: ws.workspace_mtu_usage(_period(q)),
+        items_key="dailyWorkspaceMTUUsage",
+        feature="usage",
+    ),
+    Route(
+        "/usage/api-calls/daily",
+        lambda ws, p, q: ws.workspace_api_calls_usage(_period(q)),
+        items_key="dailyWorkspaceAPICallsUsage",
+        feature="usage",
+    ),
     Route("/catalog/sources", lambda ws, p, q: list(catalog.SOURCE_METADATA.values()), items_key="sourcesCatalog"),
     Route(
         "/catalog/destinations",

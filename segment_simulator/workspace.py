@@ -63,6 +63,9 @@ CASCADES: Dict[str, Tuple[Tuple[str, str], ...]] = {
 PERMISSION_KINDS = ("roles", "sources", "warehouses", "spaces")
 
 _MILLISECOND = timedelta(milliseconds=1)
+MTU_KINDS = ("anonymous", "anonymousIdentified", "identified", "neverIdentified")
+WORKSPACE_UNIQUE_USERS = 85
+"""Percent of the sum of its sources' users a workspace counts once (users seen by several sources)."""
 
 
 class SimulatedWorkspace(ItemGenerator):
@@ -280,12 +283,34 @@ class SimulatedWorkspace(ItemGenerator):
         """`UsersPerSourceSnapshotV1` of every source and day of the month at `period`, by day."""
         following = (period + timedelta(days=32)).replace(day=1)
         bounds = {"periodStart": int(period.timestamp()), "periodEnd": int(following.timestamp())}
-        kinds = ("anonymous", "anonymousIdentified", "identified", "neverIdentified")
         return [
-            {"sourceId": s, **bounds, **{k: str(daily_usage(s, day)[k]) for k in kinds}, "timestamp": iso(day)}
+            {"sourceId": s, **bounds, **{k: str(daily_usage(s, day)[k]) for k in MTU_KINDS}, "timestamp": iso(day)}
             for day in self.usage_days(period)
             for s in self.ids("sources")
         ]
+
+    def workspace_mtu_usage(self, period: datetime) -> List[Dict[str, Any]]:
+        """`MtuSnapshotV1` of every day of the month at `period`: the workspace's users, fewer than the
+        sum over its sources (a user seen by two sources counts once)."""
+        by_day: Dict[str, List[Dict[str, Any]]] = {}
+        for row in self.mtu_usage(period):
+            by_day.setdefault(row["timestamp"], []).append(row)
+        return [
+            {
+                "periodStart": rows[0]["periodStart"],
+                "periodEnd": rows[0]["periodEnd"],
+                **{k: str(sum(int(r[k]) for r in rows) * WORKSPACE_UNIQUE_USERS // 100) for k in MTU_KINDS},
+                "timestamp": timestamp,
+            }
+            for timestamp, rows in by_day.items()
+        ]
+
+    def workspace_api_calls_usage(self, period: datetime) -> List[Dict[str, Any]]:
+        """`APICallSnapshotV1` of every day of the month at `period`: the sum over the sources."""
+        days: Dict[str, int] = {}
+        for row in self.api_calls_usage(period):
+            days[row["timestamp"]] = days.get(row["timestamp"], 0) + int(row["apiCalls"])
+        return [{"apiCalls": str(calls), "timestamp": timestamp} for timestamp, calls in days.items()]
 
     def api_calls_usage(self, period: datetime) -> List[Dict[str, Any]]:
         """`SourceAPICallSnapshotV1` of every source and day of the month at `period`, by day."""

@@ -222,6 +222,28 @@ def suppression_row(item: Row, parent: Row) -> Row:
     return dict(item, subjectKey=",".join(sorted(str(i) for i in item.get("subjectIds") or [])))
 
 
+MTU_COUNTS = ("anonymous", "anonymous_identified", "identified", "never_identified")
+API_CALLS = ("api_calls",)
+
+
+def usage_daily(table: str, path: str, data_key: str, counts: Tuple[str, ...]) -> Endpoint:
+    """A usage series read a month at a time: per source per day (`/usage/.../sources/daily`), or the
+    whole workspace's total per day (`/usage/.../daily`, its own table keyed by the day: a NULL
+    `source_id` could not be part of a key, and a total beside its parts would count twice in a sum)."""
+    per_source = "/sources/" in path
+    return Endpoint(
+        table,
+        path,
+        data_key,
+        primary_key=("source_id", "timestamp") if per_source else ("timestamp",),
+        monthly=Monthly(),
+        feature="Usage (Workspace Owner)",
+        column_types={"timestamp": "timestamp", **{n: "bigint" for n in counts}},  # counts arrive as text
+        default=False,
+        history=False,
+    )
+
+
 CATALOG_JSON = {
     name: "json"
     for name in (
@@ -487,31 +509,10 @@ ENDPOINTS: List[Endpoint] = [
         default=False,
         history=False,
     ),
-    Endpoint(
-        "mtu_usage_daily",
-        "/usage/mtu/sources/daily",
-        "dailyPerSourceMTUUsage",
-        primary_key=("source_id", "timestamp"),
-        monthly=Monthly(),
-        feature="Usage (Workspace Owner)",
-        column_types={
-            "timestamp": "timestamp",
-            **{n: "bigint" for n in ("anonymous", "anonymous_identified", "identified", "never_identified")},
-        },
-        default=False,
-        history=False,
-    ),
-    Endpoint(
-        "api_calls_usage_daily",
-        "/usage/api-calls/sources/daily",
-        "dailyPerSourceAPICallsUsage",
-        primary_key=("source_id", "timestamp"),
-        monthly=Monthly(),
-        feature="Usage (Workspace Owner)",
-        column_types={"timestamp": "timestamp", "api_calls": "bigint"},
-        default=False,
-        history=False,
-    ),
+    usage_daily("mtu_usage_daily", "/usage/mtu/sources/daily", "dailyPerSourceMTUUsage", MTU_COUNTS),
+    usage_daily("api_calls_usage_daily", "/usage/api-calls/sources/daily", "dailyPerSourceAPICallsUsage", API_CALLS),
+    usage_daily("workspace_mtu_usage_daily", "/usage/mtu/daily", "dailyWorkspaceMTUUsage", MTU_COUNTS),
+    usage_daily("workspace_api_calls_usage_daily", "/usage/api-calls/daily", "dailyWorkspaceAPICallsUsage", API_CALLS),
     Endpoint(
         "suppressions",
         "/suppressions",

@@ -236,6 +236,56 @@ def test_usage_loads_per_source_per_day_from_the_start_month_and_a_rerun_reads_o
     assert len(usage_rows(pipeline)) == len(second)  # nothing counted twice
 
 
+def workspace_usage_rows(pipeline):
+    found = rows(
+        pipeline,
+        "SELECT m.workspace_id, m.timestamp, m.anonymous, m.anonymous_identified, m.identified, m.never_identified,"
+        " a.api_calls FROM {workspace_mtu_usage_daily} m"
+        " JOIN {workspace_api_calls_usage_daily} a ON a.timestamp = m.timestamp",
+    )
+    return {(w, moment(t), *v) for w, t, *v in found}
+
+
+def expected_workspace_usage(ws, months):
+    kinds = ("anonymous", "anonymousIdentified", "identified", "neverIdentified")
+    return {
+        (ws.id, moment(m["timestamp"]), *(int(m[k]) for k in kinds), int(a["apiCalls"]))
+        for month in months
+        for m, a in zip(ws.workspace_mtu_usage(month), ws.workspace_api_calls_usage(month), strict=True)
+    }
+
+
+def test_workspace_usage_totals_load_per_day_in_their_own_tables_and_a_rerun_reads_only_the_open_month(
+    pipeline, simulator
+):
+    ws = simulator.workspace
+    now = datetime.now(timezone.utc)
+    start = now - timedelta(days=45)
+    months = list(month_starts(start, now))
+    tables = ("workspace_mtu_usage_daily", "workspace_api_calls_usage_daily", "api_calls_usage_daily")
+    load(pipeline, simulator, *tables, start_date=start.isoformat())
+    assert periods(simulator, "/usage/mtu/daily") == months
+    assert periods(simulator, "/usage/api-calls/daily") == months
+    first = workspace_usage_rows(pipeline)
+    assert first == expected_workspace_usage(ws, months) and len(first) > 30
+    # the workspace's API calls of a day are its sources' calls of that day
+    assert not rows(
+        pipeline,
+        "SELECT w.timestamp FROM {workspace_api_calls_usage_daily} w"
+        " JOIN {api_calls_usage_daily} s ON s.timestamp = w.timestamp"
+        " GROUP BY w.timestamp, w.api_calls HAVING sum(s.api_calls) <> w.api_calls",
+    )
+
+    ws.add("sources")  # more users and calls in the months read again
+    simulator.clear_log()
+    load(pipeline, simulator, *tables, start_date=start.isoformat())
+    assert periods(simulator, "/usage/mtu/daily") == open_months(now)
+    assert periods(simulator, "/usage/api-calls/daily") == open_months(now)
+    kept = {r for r in first if r[1].replace(day=1) not in open_months(now)}
+    assert workspace_usage_rows(pipeline) == expected_workspace_usage(ws, open_months(now)) | kept
+    assert rows(pipeline, "SELECT count(*) FROM {workspace_mtu_usage_daily}") == [(len(first),)]
+
+
 # ---- credentials and insert function instances: settings masked -------------------------------
 
 
