@@ -1002,3 +1002,54 @@ def daily_event_count(source_id: str, event_type: str, day: datetime, now: datet
 
 def _take_cyclic(values: List[str], start: int, count: int) -> List[str]:
     return [values[(start + i) % len(values)] for i in range(count)]
+
+
+@functools.lru_cache(maxsize=1 << 20)
+def _full_day_deliveries(destination_id: str, day: datetime) -> Tuple[int, int, int, int, int, int]:
+    """(successes, of them after a retry, retried, discarded, expired, mean ms to success) of one
+    destination's day. One destination in three is troubled: it discards events (bad payloads) every
+    day and lets some expire (its endpoint down past the retry window) one day in three; the others
+    discard on one day in twenty."""
+    troubled = random.Random(f"{destination_id}:delivery").random() < 1 / 3
+    rng = random.Random(f"{destination_id}:delivery:{day.date().isoformat()}")
+    successes = rng.randint(0, 50000)
+    after_retry = rng.randint(0, successes // 50)
+    trouble = rng.random()
+    discarded = rng.randint(1, 500) if troubled or trouble < 0.05 else 0
+    expired = rng.randint(1, 200) if troubled and trouble < 1 / 3 else 0
+    return successes, after_retry, after_retry + expired, discarded, expired, rng.randint(80, 900)
+
+
+def delivery_metrics(destination_id: str, days: List[datetime], now: datetime) -> List[Dict[str, Any]]:
+    """A `DeliveryMetricsSummaryBeta`'s `metrics` over whole days (today: the part gone by), derived
+    from (destination id, day): counts add up over the days, times are their mean."""
+    counts = [0] * 5
+    times = []
+    for day in days:
+        *daily, ms = _full_day_deliveries(destination_id, day)
+        share = min(max((now - day).total_seconds() / 86400, 0.0), 1.0)
+        counts = [c + int(d * share) for c, d in zip(counts, daily, strict=True)]
+        times.append(ms)
+    successes, after_retry, retried, discarded, expired = counts
+    ms = sum(times) // len(times) if times else 0
+    return [
+        {
+            "metricName": "successes",
+            "total": successes,
+            "breakdown": [
+                {"metricName": "successes_on_first_attempt", "value": successes - after_retry},
+                {"metricName": "successes_after_retry", "value": after_retry},
+            ],
+        },
+        {"metricName": "expired", "total": expired},
+        {"metricName": "discarded", "total": discarded},
+        {"metricName": "retried", "total": retried},
+        {
+            "metricName": "time_to_success",
+            "total": ms,
+            "breakdown": [
+                {"metricName": "time_to_success_average", "value": ms},
+                {"metricName": "time_to_success_p95", "value": ms * 3},
+            ],
+        },
+    ]

@@ -14,7 +14,7 @@ import binascii
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from segment_simulator import catalog
@@ -55,7 +55,7 @@ class Route:
         """What `fetch` answers, unless the workspace has the route's feature disabled."""
         status = ws.disabled.get(self.feature) if self.feature else None
         if status is not None:
-            kind = "Forbidden" if status == 403 else "NotFound"
+            kind = {403: "Forbidden", 406: "NotAcceptable"}.get(status, "NotFound")
             raise ApiError(status, kind, f"{self.feature} is not available to this token in this workspace")
         return self.fetch(ws, path_params, params)
 
@@ -125,6 +125,16 @@ def _event_volume(ws: SimulatedWorkspace, p: Dict[str, str], q: Dict[str, str]) 
     for g in group_by:
         _required_choice({"groupBy": g}, "groupBy", ["eventName", "eventType", "source"])
     return ws.event_volume(start, end, group_by)
+
+
+def _delivery_metrics(ws: SimulatedWorkspace, p: Dict[str, str], q: Dict[str, str]) -> Dict[str, Any]:
+    """`GET /destinations/{id}/delivery-metrics`: the summary of a window (daily buckets only, the
+    granularity the source asks for; the API's default window for DAY is the last 30 days)."""
+    _required_choice(q, "granularity", ["DAY"])
+    end = _time(q, "endTime") or datetime.now(timezone.utc)
+    start = _time(q, "startTime") or end - timedelta(days=30)
+    summary = ws.delivery_metrics(p["destinationId"], _required(q, "sourceId"), start, end)
+    return {"deliveryMetricsSummary": summary}
 
 
 def _period(q: Dict[str, str]) -> datetime:
@@ -246,6 +256,11 @@ ROUTES: List[Route] = [
         "/destinations/{destinationId}/subscriptions",
         lambda ws, p, q: ws.subscriptions_of(p["destinationId"]),
         items_key="subscriptions",
+    ),
+    Route(
+        "/destinations/{destinationId}/delivery-metrics",
+        _delivery_metrics,
+        feature="delivery_metrics",  # beta: a workspace without it answers 404, 403 or 406
     ),
     Route("/transformations", lambda ws, p, q: ws.listing("transformations"), items_key="transformations"),
     Route(

@@ -26,6 +26,7 @@ from segment_simulator.generate import (
     audience_schedules,
     daily_event_count,
     daily_usage,
+    delivery_metrics,
     iso,
 )
 
@@ -272,6 +273,25 @@ class SimulatedWorkspace(ItemGenerator):
             item["series"] = [{"time": d.strftime("%Y-%m-%dT%H:%M:%SZ"), "count": c} for d, c in series.items()]
             result.append(item)
         return result
+
+    def delivery_metrics(self, destination_id: str, source_id: str, start: datetime, end: datetime) -> Dict[str, Any]:
+        """`DeliveryMetricsSummaryBeta` of a destination over the days that start in [start, end) and
+        have begun; `KeyError` for an unknown destination or one that `source_id` does not feed."""
+        destination = self.get("destinations", destination_id)
+        if destination["sourceId"] != source_id:
+            raise KeyError(f"source {source_id!r} is not linked to destination {destination_id!r}")
+        now = datetime.now(timezone.utc)
+        first = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        first += timedelta(days=1) if first < start else timedelta(0)
+        days = [first + timedelta(days=d) for d in range(max((end - first).days + 1, 0))]
+        metrics = delivery_metrics(destination_id, [d for d in days if d < end and d <= now], now)
+        if not destination["enabled"]:
+            metrics = [dict(m, total=0, breakdown=[dict(b, value=0) for b in m.get("breakdown", [])]) for m in metrics]
+        return {
+            "sourceId": source_id,
+            "destinationMetadataId": destination["metadata"]["id"],
+            "metrics": metrics,
+        }
 
     def usage_days(self, period: datetime) -> List[datetime]:
         """The days of the month starting at `period` that have usage: up to today."""

@@ -484,9 +484,9 @@ class SegmentClient:
             session=session,
         )
 
-    def get(self, path: str, key: str) -> Any:
+    def get(self, path: str, key: str, params: Optional[Mapping[str, str]] = None) -> Any:
         """One object endpoint, e.g. `GET /` -> `data.workspace`."""
-        return self.unwrap(self._call(path, lambda: self._rest.get(path)), key)
+        return self.unwrap(self._call(path, lambda: self._rest.get(path, params=dict(params or {}))), key)
 
     def unwrap(self, response: requests.Response, key: str) -> Any:
         """The object of an object endpoint's answer: `data.<key>`."""

@@ -16,7 +16,7 @@ destinations, the tracking plans.
 """
 
 import re
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Union
 from urllib.parse import urlsplit
 
 import dlt
@@ -88,11 +88,11 @@ class ConfigApiClient(SegmentClient):
             page_size, cursor_path="next_page_token", cursor_param="page_token", count_param="page_size"
         )
 
-    def get(self, path: str, key: str) -> Any:
+    def get(self, path: str, key: str, params: Optional[Mapping[str, str]] = None) -> Any:
         """The workspace object (the only one this source asks for): a 404 or 403 there means the
         token sees no workspace of that name."""
         try:
-            return super().get(path, key)
+            return super().get(path, key, params)
         except (NotFoundError, PermissionDeniedError) as ex:
             raise ConfigurationError(
                 f"The Config API has no workspace {_last(path)!r} for this token ({ex.status}). Set"

@@ -42,6 +42,12 @@ class Incremental:
     """Windows start at a multiple of this (a day for daily series): the start time is rounded down."""
     lag: timedelta = timedelta(0)
     """How far behind the run's start `end_param` stays (Segment recommends a minute for event volume)."""
+    window: Optional[timedelta] = None
+    """For an endpoint that sums up [start, end) in one object, not a series: one request per window
+    of this size (the last one ends at the run's start), its rows' cursor field set to the window's
+    start. The cursor is the last window's start: the next run reads that (partial) window again."""
+    first_run: Optional[timedelta] = None
+    """How far back a first run goes at most (a later `start_date` wins)."""
 
 
 @dataclass(frozen=True)
@@ -71,9 +77,10 @@ class Endpoint:
     parent: Optional[str] = None
     """Table whose rows this endpoint is requested for, one request (series) per parent row."""
     parent_key: Optional[str] = None
-    parent_param: Optional[str] = None
-    """Query parameter set to the parent row's id, for children listed by a filter (`functionId`)."""
     """Item field set to the parent row's id (e.g. `trackingPlanId`)."""
+    parent_params: Mapping[str, str] = field(default_factory=dict)
+    """Query parameters set to a field of the parent row: `{"functionId": "id"}` for children listed
+    by a filter, `{"sourceId": "sourceId"}` for a destination's source."""
     only_for: Optional[Callable[[Row], bool]] = None
     """Ask only for parents whose (API) item passes this test; the others have nothing to give."""
     refetch_on: Optional[str] = None
@@ -200,6 +207,12 @@ def volume_points(item: Row) -> List[Row]:
         }
         for point in item.get("series") or []
     ]
+
+
+def delivery_metric_rows(item: Row) -> List[Row]:
+    """One row per metric of a window's summary (`successes`, `discarded`, `expired`...)."""
+    common = {k: item.get(k) for k in ("sourceId", "destinationMetadataId", "time")}
+    return [dict(common, **metric) for metric in item.get("metrics") or []]
 
 
 def is_insert_function(item: Row) -> bool:
@@ -481,13 +494,40 @@ ENDPOINTS: List[Endpoint] = [
         "instances",
         parent="functions",
         parent_key="classId",
-        parent_param="functionId",
+        parent_params={"functionId": "id"},
         only_for=is_insert_function,
         settings_fields=("settings", "encryptedSettings"),
         column_types={"created_at": "timestamp", "updated_at": "timestamp"},
         feature="Functions",
         version="v1alpha",
         default=False,  # alpha; one request per insert function
+    ),
+    Endpoint(
+        "destination_delivery_metrics",
+        "/destinations/{id}/delivery-metrics",
+        "deliveryMetricsSummary",
+        primary_key=("destination_id", "source_id", "time", "metric_name"),
+        parent="destinations",
+        parent_key="destinationId",
+        parent_params={"sourceId": "sourceId"},
+        page_size=None,
+        is_object=True,
+        params={"granularity": "DAY"},
+        incremental=Incremental(
+            cursor_field="time",
+            start_param="startTime",
+            end_param="endTime",
+            overlap=timedelta(0),
+            bucket=timedelta(days=1),
+            window=timedelta(days=1),  # the answer is one summary: a day's numbers take a day's window
+            first_run=timedelta(days=7),  # 7 requests per destination; Delivery Overview shows two weeks
+        ),
+        rows_of=delivery_metric_rows,
+        column_types={"time": "timestamp", "total": "bigint", "breakdown": "json"},
+        feature="Delivery metrics (beta)",
+        version="v1beta",
+        default=False,  # one request per destination per day read: 2 a run once loaded
+        history=False,
     ),
     Endpoint(
         "event_volume",

@@ -411,8 +411,7 @@ class WorkspaceReader:
         if endpoint.is_object:
             yield self._page_rows(endpoint, [self.client.get(path, endpoint.data_key)], parent, f"GET {path}")
             return
-        request_params = {endpoint.parent_param: parent["id"]} if endpoint.parent_param else {}
-        listing = self._listing(endpoint, path, {}, parent, request_params)
+        listing = self._listing(endpoint, path, {}, parent, _parent_params(endpoint, parent))
         if not listing.confirmed:
             on_unconfirmed()
             self._unconfirmed(endpoint, read)
@@ -429,8 +428,13 @@ class WorkspaceReader:
         assert inc is not None
         last = cursors.get(key)
         since = _parse_time(last) - inc.overlap if last else self._start_date
+        if not last and inc.first_run:
+            since = max(since, self._run_started - inc.first_run)
         if inc.bucket:
             since = _round_down(since, inc.bucket)
+        if inc.window:
+            yield from self._read_windows(endpoint, path, since, cursors, key, parent)
+            return
         params: Dict[str, str] = dict(endpoint.params)
         if inc.start_param:
             params[inc.start_param] = _format_time(since)
@@ -451,6 +455,29 @@ class WorkspaceReader:
                 break  # newest first: the rest of the listing is older than the cursor
         if newest is not None:
             cursors[key] = newest
+
+    def _read_windows(
+        self, endpoint: Endpoint, path: str, since: datetime, cursors: Dict[str, Any], key: str, parent: Row
+    ) -> Iterator[List[Row]]:
+        """One summary per window from `since` to the run's start, each turned into rows dated by its
+        window's start; the cursor moves with each window read, to the last (partial) one at the end."""
+        inc = endpoint.incremental
+        assert inc is not None and inc.window and inc.start_param and inc.end_param
+        end = self._run_started - inc.lag
+        window = since
+        while window < end:
+            params = {
+                **endpoint.params,
+                **_parent_params(endpoint, parent),
+                inc.start_param: _format_time(window),
+                inc.end_param: _format_time(min(window + inc.window, end)),
+            }
+            summary = self.client.get(path, endpoint.data_key, params)
+            item = dict(summary, **{inc.cursor_field: _format_time(window)})
+            items = endpoint.rows_of(item) if endpoint.rows_of else [item]
+            yield self._page_rows(endpoint, items, parent, f"GET {path}?{inc.start_param}={params[inc.start_param]}")
+            cursors[key] = _format_time(window)
+            window += inc.window
 
     def _read_monthly(self, endpoint: Endpoint, state: Dict[str, Any]) -> Iterator[List[Row]]:
         """Every month from `start_date`'s to the current one that is not final yet; a month is
@@ -609,6 +636,11 @@ class _FeatureProbe:
             self._answered += 1
             if self._answered >= self._needed:
                 raise vanished
+
+
+def _parent_params(endpoint: Endpoint, parent: Row) -> Dict[str, str]:
+    """The query parameters a child request takes from its parent (`functionId`, `sourceId`)."""
+    return {param: str(parent[name]) for param, name in endpoint.parent_params.items()}
 
 
 def _child_path(endpoint: Endpoint, parent: Row) -> str:

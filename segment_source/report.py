@@ -42,7 +42,10 @@ class RunReport:
     def skip(self, reader: "WorkspaceReader", endpoint: Endpoint, error: Exception) -> None:
         status = getattr(error, "status", None)
         feature = endpoint.feature or endpoint.table
-        why = "the token's role lacks the permission" if status == 403 else "the workspace does not have the feature"
+        why = {
+            403: "the token's role lacks the permission",
+            406: f"Segment does not serve this {endpoint.version} endpoint to the workspace",
+        }.get(status or 0, "the workspace does not have the feature")
         line = (
             f"{reader.label}: skipped {endpoint.table}: {why} ({feature}); Segment answered {status}."
             " Everything else was loaded."

@@ -30,7 +30,13 @@ from dlt.extract.hints import make_hints
 from dlt.extract.resource import DltResource
 
 from segment_source.endpoints import HISTORY_SUFFIX, Endpoint, Row
-from segment_source.errors import AuthenticationError, NotFoundError, PermissionDeniedError, SegmentSourceError
+from segment_source.errors import (
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    SegmentApiError,
+    SegmentSourceError,
+)
 from segment_source.reader import WorkspaceReader
 from segment_source.report import RunReport
 
@@ -69,7 +75,9 @@ def endpoint_resource(
                 report.skip(reader, endpoint, ex)
                 continue
             except SegmentSourceError as ex:
-                if isinstance(ex, AuthenticationError) or not reader.identified:
+                if isinstance(ex, SegmentApiError) and ex.status == 406 and endpoint.version != "v1":
+                    report.skip(reader, endpoint, ex)  # a beta or alpha endpoint not served in its version
+                elif isinstance(ex, AuthenticationError) or not reader.identified:
                     reader.failure = ex
                     report.fail(reader, ex)
                 else:

@@ -16,6 +16,7 @@ OPT_IN_QUERIED = (
     "insert_function_instances",
     "suppressions",
     "event_volume",
+    "destination_delivery_metrics",
 )
 """Opt-in tables the README's queries use (each says so)."""
 
