@@ -971,6 +971,35 @@ def audience_schedules(audience: Dict[str, Any]) -> List[Dict[str, Any]]:
     return [{"id": schedule_id, "strategy": "SPECIFIC_DAYS", "config": config}]
 
 
+ACTIVATION_TYPES = ("Audience Entered", "Audience Exited", "Audience Membership Changed")
+
+
+def audience_activation(workspace_id: str, audience: Dict[str, Any], destination_id: str) -> Dict[str, Any]:
+    """The `ActivationOutput` of an audience on one of its destinations: which event goes there when a
+    profile enters or exits, with the traits it carries. Derived from the pair, so it costs the
+    workspace's generators no draw."""
+    rng = random.Random(f"{audience['id']}:{destination_id}:activation")
+    kind = rng.choice(ACTIVATION_TYPES)
+    return {
+        "id": "".join(rng.choice(_ID_ALPHABET) for _ in range(22)),
+        "enabled": rng.random() < 0.8,
+        "workspaceId": workspace_id,
+        "spaceId": audience["spaceId"],
+        "audienceId": audience["id"],
+        "connectionId": destination_id,
+        "activationType": kind,
+        "activationName": f"{audience['key']} {kind.lower()}",
+        "displayName": None,
+        "personalization": {
+            "profile": {"properties": rng.sample(["email", "first_name", "plan", "country"], 2), "mapping": {}},
+            "entities": [],
+            "syncEntityPropertyChanges": False,
+        },
+        "destinationMapping": {"actionId": "".join(rng.choice(_ID_ALPHABET) for _ in range(22)), "settings": {}},
+        "performResync": False,
+    }
+
+
 @functools.lru_cache(maxsize=1 << 20)  # every page of a listing asks again for the whole month
 def daily_usage(source_id: str, day: datetime) -> Dict[str, int]:
     """A source's usage of one day: MTUs by kind and API calls. Derived from (source id, day), so

@@ -220,6 +220,13 @@ ROUTES: List[Route] = [
         feature="engage",
     ),
     Route(
+        "/spaces/{spaceId}/audiences/{audienceId}/activations",
+        lambda ws, p, q: ws.audience_activations(p["spaceId"], p["audienceId"]),
+        items_key="activations",
+        rate_limit=60,
+        feature="engage",
+    ),
+    Route(
         "/spaces/{spaceId}/computed-traits",
         lambda ws, p, q: ws.computed_traits_of(p["spaceId"]),
         items_key="computedTraits",

@@ -23,6 +23,7 @@ from segment_simulator.generate import (
     SIZES,
     ItemGenerator,
     Size,
+    audience_activation,
     audience_schedules,
     daily_event_count,
     daily_usage,
@@ -182,6 +183,15 @@ class SimulatedWorkspace(ItemGenerator):
                 "connectionSettings": {"audienceKey": audience["key"], "syncMode": "ADD_REMOVE"},
             }
             for d in connected
+        ]
+
+    def audience_activations(self, space_id: str, audience_id: str) -> List[Dict[str, Any]]:
+        """What an audience sends to each of its destinations (`ActivationOutput`), one activation per
+        destination connection; `KeyError` for an unknown audience."""
+        audience = self.get("audiences", audience_id)
+        return [
+            audience_activation(self.id, audience, connection["id"])
+            for connection in self.destination_connections(space_id, audience_id)
         ]
 
     def computed_traits_of(self, space_id: str) -> List[Dict[str, Any]]:

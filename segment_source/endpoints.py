@@ -215,6 +215,13 @@ def delivery_metric_rows(item: Row) -> List[Row]:
     return [dict(common, **metric) for metric in item.get("metrics") or []]
 
 
+def activation_row(item: Row, parent: Row) -> Row:
+    # the action the activation triggers, kept beside its mapping (a settings object, masked): it
+    # names a catalog action, as `destination_subscriptions.action_id` does
+    mapping = item.get("destinationMapping")
+    return dict(item, actionId=mapping.get("actionId") if isinstance(mapping, dict) else None)
+
+
 def is_insert_function(item: Row) -> bool:
     return str(item.get("resourceType", "")).startswith("INSERT_")
 
@@ -487,6 +494,21 @@ ENDPOINTS: List[Endpoint] = [
         rate_limit=50,
         version="v1alpha",
         default=False,  # one request per audience, 50 a minute: 10 minutes for 480 audiences
+    ),
+    Endpoint(
+        "audience_activations",
+        "/spaces/{spaceId}/audiences/{id}/activations",
+        "activations",
+        primary_key=("audience_id", "id"),
+        parent="segments",
+        parent_key="audienceId",
+        settings_fields=("destinationMapping",),  # the action's field mappings and settings
+        shape=activation_row,
+        column_types={"personalization": "json", "display_name": "text", "action_id": "text", **ENABLED},
+        feature="Engage",
+        rate_limit=60,
+        version="v1alpha",
+        default=False,  # alpha; one request per audience, 60 a minute: 8 minutes for 480 audiences
     ),
     Endpoint(
         "insert_function_instances",

@@ -164,6 +164,50 @@ def test_without_engage_audience_destinations_are_skipped_with_one_warning(tmp_p
     assert [line.split(": skipped ")[1].split(":")[0] for line in report.skipped] == ["audience_destinations"]
 
 
+def test_audience_activations_load_when_selected_one_request_per_audience(pipeline, simulator):
+    ws = simulator.workspace
+    load(pipeline, simulator)
+    assert "audience_activations" not in pipeline.default_schema.tables
+    assert not [r for r in simulator.requests if r.path.endswith("/activations")]
+    load(pipeline, simulator, "audience_activations")
+    found = rows(
+        pipeline,
+        "SELECT workspace_id, space_id, audience_id, id, connection_id, activation_type, activation_name, enabled,"
+        " personalization, action_id FROM {audience_activations}",
+    )
+    want = {
+        (
+            ws.id,
+            a["spaceId"],
+            a["audienceId"],
+            a["id"],
+            a["connectionId"],
+            a["activationType"],
+            a["activationName"],
+            a["enabled"],
+            json.dumps(a["personalization"], sort_keys=True),
+            a["destinationMapping"]["actionId"],
+        )
+        for audience in ws.ids("audiences")
+        for a in ws.audience_activations(ws.get("audiences", audience)["spaceId"], audience)
+    }
+    assert {(*r[:8], json.dumps(as_json(r[8]), sort_keys=True), r[9]) for r in found} == want
+    assert len(want) == sum(len(d) for d in ws.audience_destinations.values())
+    assert len([r for r in simulator.requests if r.path.endswith("/activations")]) == len(ws.ids("audiences"))
+
+
+def test_without_engage_audience_activations_are_skipped_with_one_warning(tmp_path):
+    ws = generate_workspace("small")
+    ws.disable("engage", 404)
+    with SegmentSimulator(ws) as sim:
+        pipeline = make_pipeline(dlt.destinations.duckdb(str(tmp_path / "a.duckdb")), tmp_path)
+        report = RunReport()
+        source = segment_source(api_key=sim.token, base_url=sim.url, report=report)
+        info = pipeline.run(source.with_resources("sources", "audience_activations"))
+    assert not info.has_failed_jobs and report.failed == {}
+    assert [line.split(": skipped ")[1].split(":")[0] for line in report.skipped] == ["audience_activations"]
+
+
 # ---- usage: incremental by month --------------------------------------------------------------
 
 
