@@ -971,6 +971,31 @@ def audience_schedules(audience: Dict[str, Any]) -> List[Dict[str, Any]]:
     return [{"id": schedule_id, "strategy": "SPECIFIC_DAYS", "config": config}]
 
 
+def function_versions(function: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """A function's `Version`s, newest first: one to three saves of its code, the newest its current
+    code (deployed if the function is), older ones earlier drafts with the same embedded credentials.
+    Derived from the function, so they cost the workspace's generators no draw."""
+    rng = random.Random(f"{function['id']}:versions")
+    created = datetime.fromisoformat(function["createdAt"].replace("Z", "+00:00"))
+    count = rng.randint(1, 3)
+    versions = []
+    for k in range(count, 0, -1):
+        saved = iso(created + timedelta(hours=k))
+        newest = k == count
+        versions.append(
+            {
+                "id": "".join(rng.choice(_ID_ALPHABET) for _ in range(22)),
+                "author": function["createdBy"],
+                "code": function["code"] if newest else f"// draft {k}\n{function['code']}",
+                "isDeployed": newest and function["deployedAt"] is not None,
+                "createdAt": saved,
+                "updatedAt": saved,
+                **({"deployedAt": function["deployedAt"]} if newest and function["deployedAt"] else {}),
+            }
+        )
+    return versions
+
+
 ACTIVATION_TYPES = ("Audience Entered", "Audience Exited", "Audience Membership Changed")
 
 

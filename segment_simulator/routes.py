@@ -249,6 +249,12 @@ ROUTES: List[Route] = [
     ),
     Route("/functions", _functions, items_key="functions", feature="functions"),
     Route(
+        "/functions/{functionId}/versions",
+        lambda ws, p, q: ws.function_versions(p["functionId"]),
+        items_key="versions",
+        feature="functions",
+    ),
+    Route(
         "/functions/{functionId}",
         lambda ws, p, q: {"function": ws.get("functions", p["functionId"])},
         feature="functions",

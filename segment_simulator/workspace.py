@@ -28,6 +28,7 @@ from segment_simulator.generate import (
     daily_event_count,
     daily_usage,
     delivery_metrics,
+    function_versions,
     iso,
 )
 
@@ -215,6 +216,10 @@ class SimulatedWorkspace(ItemGenerator):
         and settings (`get("functions", id)` is the whole function)."""
         fields = ("id", "resourceType", "createdAt", "createdBy", "displayName", "description", "logoUrl", "catalogId")
         return [{k: f[k] for k in fields} for f in self.listing("functions") if f["resourceType"] == resource_type]
+
+    def function_versions(self, function_id: str) -> List[Dict[str, Any]]:
+        """A function's saved versions, newest first; `KeyError` for an unknown function."""
+        return function_versions(self.get("functions", function_id))
 
     def syncs_of(self, warehouse_id: str) -> List[Dict[str, Any]]:
         """A warehouse's sync reports, newest first."""

@@ -481,6 +481,20 @@ ENDPOINTS: List[Endpoint] = [
         default=False,
     ),
     Endpoint(
+        "function_versions",
+        "/functions/{id}/versions",
+        "versions",
+        primary_key=("function_id", "id"),
+        parent="functions",
+        parent_key="functionId",
+        code_fields=("code",),  # every saved draft, with the credentials it embeds masked like function_code's
+        column_types={"created_at": "timestamp", "updated_at": "timestamp", "deployed_at": "timestamp"},
+        feature="Functions",
+        version="v1alpha",
+        default=False,  # alpha; one request per function, and every draft's code
+        history=False,  # a saved version does not change; `is_deployed` moves to the newest deployed one
+    ),
+    Endpoint(
         "audience_destinations",
         "/spaces/{spaceId}/audiences/{id}/destination-connections",
         "connections",

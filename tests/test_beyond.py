@@ -369,6 +369,34 @@ def test_insert_function_instances_load_when_selected_one_request_per_insert_fun
     assert "us-west-2" in text and not [secret for secret in ws.secrets if secret in text]
 
 
+def test_function_versions_load_when_selected_with_the_credentials_their_code_embeds_masked(pipeline, simulator):
+    ws = simulator.workspace
+    load(pipeline, simulator)
+    assert "function_versions" not in pipeline.default_schema.tables
+    assert not [r for r in simulator.requests if r.path.endswith("/versions")]
+    load(pipeline, simulator, "function_versions")
+    found = rows(
+        pipeline,
+        "SELECT workspace_id, function_id, id, author, is_deployed, created_at, deployed_at, code"
+        " FROM {function_versions}",
+    )
+    want = {
+        (ws.id, f, v["id"], v["author"], v["isDeployed"], moment(v["createdAt"]), moment(v.get("deployedAt")))
+        for f in ws.ids("functions")
+        for v in ws.function_versions(f)
+    }
+    assert {(*r[:5], moment(r[5]), moment(r[6])) for r in found} == want and len(want) > len(ws.ids("functions"))
+    assert sorted(r.path.split("/")[2] for r in simulator.requests if r.path.endswith("/versions")) == sorted(
+        ws.ids("functions")
+    )
+    code = "\n".join(r[7] for r in found)
+    embedded = [
+        s for s in ws.secrets if any(s in v["code"] for f in ws.ids("functions") for v in ws.function_versions(f))
+    ]
+    assert embedded and not [s for s in embedded if s in code]
+    assert "<redacted:" in code and "// draft" in code
+
+
 # ---- event volume: incremental by day ---------------------------------------------------------
 
 
