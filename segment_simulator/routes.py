@@ -147,6 +147,13 @@ def _period(q: Dict[str, str]) -> datetime:
     return period
 
 
+def _usage(
+    pattern: str, items_key: str, series: Callable[[SimulatedWorkspace, datetime], List[Dict[str, Any]]]
+) -> Route:
+    """A usage series, served for the month at the required `period`."""
+    return Route(pattern, lambda ws, p, q: series(ws, _period(q)), items_key=items_key, feature="usage")
+
+
 def _audit_events(ws: SimulatedWorkspace, p: Dict[str, str], q: Dict[str, str]) -> Dict[str, Any]:
     """`GET /audit-events`: newest first. The cursor pins the first page's `endTime` (as the real
     API's does: base64 JSON `{"pageToken", "endTime"}`), so events recorded while a client pages
@@ -297,30 +304,10 @@ ROUTES: List[Route] = [
         feature="functions",
     ),
     Route("/events/volume", _event_volume, items_key="result", rate_limit=60, feature="event_volume"),
-    Route(
-        "/usage/mtu/sources/daily",
-        lambda ws, p, q: ws.mtu_usage(_period(q)),
-        items_key="dailyPerSourceMTUUsage",
-        feature="usage",
-    ),
-    Route(
-        "/usage/api-calls/sources/daily",
-        lambda ws, p, q: ws.api_calls_usage(_period(q)),
-        items_key="dailyPerSourceAPICallsUsage",
-        feature="usage",
-    ),
-    Route(
-        "/usage/mtu/daily",
-        lambda ws, p, q: ws.workspace_mtu_usage(_period(q)),
-        items_key="dailyWorkspaceMTUUsage",
-        feature="usage",
-    ),
-    Route(
-        "/usage/api-calls/daily",
-        lambda ws, p, q: ws.workspace_api_calls_usage(_period(q)),
-        items_key="dailyWorkspaceAPICallsUsage",
-        feature="usage",
-    ),
+    _usage("/usage/mtu/sources/daily", "dailyPerSourceMTUUsage", SimulatedWorkspace.mtu_usage),
+    _usage("/usage/api-calls/sources/daily", "dailyPerSourceAPICallsUsage", SimulatedWorkspace.api_calls_usage),
+    _usage("/usage/mtu/daily", "dailyWorkspaceMTUUsage", SimulatedWorkspace.workspace_mtu_usage),
+    _usage("/usage/api-calls/daily", "dailyWorkspaceAPICallsUsage", SimulatedWorkspace.workspace_api_calls_usage),
     Route("/catalog/sources", lambda ws, p, q: list(catalog.SOURCE_METADATA.values()), items_key="sourcesCatalog"),
     Route(
         "/catalog/destinations",

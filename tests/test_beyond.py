@@ -4,6 +4,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import dlt
+import pytest
 
 from segment_simulator import SegmentSimulator, generate_workspace
 from segment_source import RunReport, segment_source
@@ -121,12 +122,18 @@ def test_audiences_carry_their_schedules(pipeline, simulator):
     assert all(r.params.get("include") == "schedules" for r in simulator.requests if r.path.endswith("/audiences"))
 
 
+def load_only_when_selected(pipeline, simulator, table, path_end):
+    """Load the default tables, which neither ask for `path_end` nor make `table`, then `table` alone."""
+    load(pipeline, simulator)
+    assert table not in pipeline.default_schema.tables
+    assert not [r for r in simulator.requests if r.path.endswith(path_end)]
+    simulator.clear_log()
+    load(pipeline, simulator, table)
+
+
 def test_audience_destinations_load_when_selected_one_request_per_audience_with_settings_masked(pipeline, simulator):
     ws = simulator.workspace
-    load(pipeline, simulator)
-    assert "audience_destinations" not in pipeline.default_schema.tables
-    simulator.clear_log()
-    load(pipeline, simulator, "audience_destinations")
+    load_only_when_selected(pipeline, simulator, "audience_destinations", "/destination-connections")
     found = rows(
         pipeline,
         "SELECT workspace_id, audience_id, id, source_id, enabled, metadata__slug, settings"
@@ -152,24 +159,22 @@ def test_audience_destinations_load_when_selected_one_request_per_audience_with_
     assert not [secret for secret in ws.secrets if secret in loaded_settings]
 
 
-def test_without_engage_audience_destinations_are_skipped_with_one_warning(tmp_path):
+@pytest.mark.parametrize("table", ["audience_destinations", "audience_activations"])
+def test_without_engage_the_audience_wiring_is_skipped_with_one_warning(tmp_path, table):
     ws = generate_workspace("small")
     ws.disable("engage", 404)
     with SegmentSimulator(ws) as sim:
         pipeline = make_pipeline(dlt.destinations.duckdb(str(tmp_path / "e.duckdb")), tmp_path)
         report = RunReport()
         source = segment_source(api_key=sim.token, base_url=sim.url, report=report)
-        info = pipeline.run(source.with_resources("sources", "audience_destinations"))
+        info = pipeline.run(source.with_resources("sources", table))
     assert not info.has_failed_jobs and report.failed == {}
-    assert [line.split(": skipped ")[1].split(":")[0] for line in report.skipped] == ["audience_destinations"]
+    assert [line.split(": skipped ")[1].split(":")[0] for line in report.skipped] == [table]
 
 
 def test_audience_activations_load_when_selected_one_request_per_audience(pipeline, simulator):
     ws = simulator.workspace
-    load(pipeline, simulator)
-    assert "audience_activations" not in pipeline.default_schema.tables
-    assert not [r for r in simulator.requests if r.path.endswith("/activations")]
-    load(pipeline, simulator, "audience_activations")
+    load_only_when_selected(pipeline, simulator, "audience_activations", "/activations")
     found = rows(
         pipeline,
         "SELECT workspace_id, space_id, audience_id, id, connection_id, activation_type, activation_name, enabled,"
@@ -194,18 +199,6 @@ def test_audience_activations_load_when_selected_one_request_per_audience(pipeli
     assert {(*r[:8], json.dumps(as_json(r[8]), sort_keys=True), r[9]) for r in found} == want
     assert len(want) == sum(len(d) for d in ws.audience_destinations.values())
     assert len([r for r in simulator.requests if r.path.endswith("/activations")]) == len(ws.ids("audiences"))
-
-
-def test_without_engage_audience_activations_are_skipped_with_one_warning(tmp_path):
-    ws = generate_workspace("small")
-    ws.disable("engage", 404)
-    with SegmentSimulator(ws) as sim:
-        pipeline = make_pipeline(dlt.destinations.duckdb(str(tmp_path / "a.duckdb")), tmp_path)
-        report = RunReport()
-        source = segment_source(api_key=sim.token, base_url=sim.url, report=report)
-        info = pipeline.run(source.with_resources("sources", "audience_activations"))
-    assert not info.has_failed_jobs and report.failed == {}
-    assert [line.split(": skipped ")[1].split(":")[0] for line in report.skipped] == ["audience_activations"]
 
 
 # ---- usage: incremental by month --------------------------------------------------------------
@@ -371,10 +364,7 @@ def test_insert_function_instances_load_when_selected_one_request_per_insert_fun
 
 def test_function_versions_load_when_selected_with_the_credentials_their_code_embeds_masked(pipeline, simulator):
     ws = simulator.workspace
-    load(pipeline, simulator)
-    assert "function_versions" not in pipeline.default_schema.tables
-    assert not [r for r in simulator.requests if r.path.endswith("/versions")]
-    load(pipeline, simulator, "function_versions")
+    load_only_when_selected(pipeline, simulator, "function_versions", "/versions")
     found = rows(
         pipeline,
         "SELECT workspace_id, function_id, id, author, is_deployed, created_at, deployed_at, code"
