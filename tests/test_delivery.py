@@ -25,10 +25,12 @@ def metric_rows(pipeline):
         "SELECT workspace_id, destination_id, source_id, time, metric_name, total, destination_metadata_id, breakdown"
         " FROM {destination_delivery_metrics}",
     )
-    return {
+    keyed = {
         (w, d, s, moment(t), m): (total, meta, json.loads(b) if isinstance(b, str) else b)
         for w, d, s, t, m, total, meta, b in found
     }
+    assert len(keyed) == len(found), "a key loaded twice: a re-read day counted twice"
+    return keyed
 
 
 def served(ws, days):
@@ -105,3 +107,34 @@ def test_without_delivery_metrics_the_table_is_skipped_with_one_warning(tmp_path
     assert f"answered {status}" in report.skipped[0]
     assert len(asked) <= 3 if status != 406 else len(asked) == 2  # a 406 is asked once more, in v1beta
     assert len(rows(pipeline, "SELECT id FROM {destinations}")) == len(ws.ids("destinations"))
+
+
+class Tomorrow(datetime):
+    """The reader's clock a day ahead: its next run is tomorrow's."""
+
+    @classmethod
+    def now(cls, tz=None):
+        return datetime.now(tz) + timedelta(days=1)
+
+
+def test_the_next_days_run_reads_the_day_that_was_partial_and_the_new_day(pipeline, simulator, monkeypatch):
+    ws = simulator.workspace
+    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    load(pipeline, simulator, "destination_delivery_metrics")
+    partial = {k: v for k, v in metric_rows(pipeline).items() if k[3] == today}
+
+    monkeypatch.setattr("segment_source.reader.datetime", Tomorrow)
+    simulator.clear_log()
+    load(pipeline, simulator, "destination_delivery_metrics")
+    asked = requests_by_destination(simulator)
+    assert sorted(asked) == sorted(ws.ids("destinations"))
+    assert all(
+        [moment(p["startTime"]) for p in params] == [today, today + timedelta(days=1)] for params in asked.values()
+    )
+    assert all(moment(params[0]["endTime"]) == today + timedelta(days=1) for params in asked.values())
+    found = metric_rows(pipeline)
+    # today's rows replaced by key (the simulator's today is still going on: its counts only grew)
+    assert {k for k in found if k[3] == today} == set(partial)
+    assert all(found[k][0] >= partial[k][0] for k in partial if k[4] != "time_to_success")
+    tomorrow = {k[:3] + k[4:] for k in found if k[3] == today + timedelta(days=1)}
+    assert tomorrow == {k[:3] + k[4:] for k in partial}
