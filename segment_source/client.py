@@ -36,7 +36,7 @@ import requests
 import urllib3
 from dlt.common.configuration import resolve_configuration
 from dlt.common.configuration.specs import RuntimeConfiguration
-from dlt.common.jsonpath import JSONPath, compile_path
+from dlt.common.jsonpath import JSONPath, compile_path, find_values
 from dlt.sources.helpers.requests.session import Session
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
@@ -372,10 +372,13 @@ class SegmentCursorPaginator(JSONResponseCursorPaginator):
         request.params = params
 
     def update_state(self, response: requests.Response, data: Optional[List[Any]] = None) -> None:
-        super().update_state(response, data)
+        # `JSONResponseCursorPaginator.update_state` minus its own `response.json()`: the body is parsed once
+        body = parse_json(response)
+        values = find_values(self.cursor_path, body)
+        self._next_reference = values[0] if values and values[0] else None
         self._pages += 1
         self.served += len(data or [])
-        total = parse_json(response).get("data", {}).get("pagination", {}).get("totalEntries")
+        total = body.get("data", {}).get("pagination", {}).get("totalEntries")
         self.total = int(total) if isinstance(total, (int, float)) else None
         if self.total is not None:
             self.totals.add(self.total)
@@ -595,15 +598,26 @@ def _host(response: requests.Response) -> str:
     return requests.utils.urlparse(response.url).netloc
 
 
+_BODY = "_segment_body"
+
+
 def parse_json(response: requests.Response) -> Any:
+    """The body as JSON, parsed once per response: the items, the cursor and the announced total
+    are all read from it (a destinations page of the medium workspace is 4 MB; it was parsed three
+    times, with three copies of it in memory at once). `requests`' parser, not dlt's orjson: orjson
+    turns an integer beyond 64 bits into a float, silently."""
+    if _BODY in response.__dict__:
+        return response.__dict__[_BODY]
     try:
-        return response.json()
+        body = response.json()
     except (ValueError, json.JSONDecodeError):
         raise UnexpectedResponseError(
             f"{endpoint_of(response)} answered with a body that is not JSON ({response.status_code},"
             f" {len(response.content)} bytes): {body_snippet(response)}."
             " Segment may be having an incident; rerun later."
         ) from None
+    response.__dict__[_BODY] = body
+    return body
 
 
 def _data(response: requests.Response) -> Dict[str, Any]:
