@@ -28,6 +28,7 @@ Child listings (one per parent) run `max_concurrency` at a time (`_fan_out`): wh
 
 import logging
 import re
+import string
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -74,11 +75,25 @@ class Read:
     """Listings (or parent lists) of this read that could not be confirmed."""
 
 
+@dataclass(frozen=True)
+class _ForChildren:
+    """Of a parent's API item, what its children need once the listing was read: the child tables
+    whose `only_for` test it passes, and its embedded children's items. The rest of the raw item is
+    not kept (a listing of 24,000 destinations kept 170 MB of them until it was read whole)."""
+
+    id: Any
+    eligible_for: Tuple[str, ...] = ()
+    embedded: Tuple[Tuple[str, List[Row]], ...] = ()
+
+
+NOTHING_FOR_CHILDREN = _ForChildren(None)
+
+
 @dataclass
 class _Listing:
-    """One listing as read: (API item, row) pairs, and whether it could be confirmed."""
+    """One listing as read: (what children need of the item, row) pairs, and whether it could be confirmed."""
 
-    pairs: List[Tuple[Row, Row]]
+    pairs: List[Tuple[_ForChildren, Row]]
     confirmed: bool = True
 
 
@@ -121,6 +136,7 @@ class WorkspaceReader:
         self._embedded_children = {
             p: [e for e in endpoints if e.parent == p and isinstance(e, EmbeddedEndpoint)] for p in parents
         }
+        self._fields_for_children = {p: _fields_for_children([e for e in endpoints if e.parent == p]) for p in parents}
         self.label = label
         """How messages name this workspace before its slug is known ("workspace 2 of 3")."""
         self.failure: Optional[Exception] = None
@@ -134,7 +150,9 @@ class WorkspaceReader:
         self._run_started = datetime.now(timezone.utc)
         self._info: Optional[Row] = None
         self._parents: Dict[str, Tuple[Read, List[Row]]] = {}
-        """Parent table -> its read and rows, shared by its children."""
+        """Parent table -> its read and its rows as its children need them (`_fields_for_children`)."""
+        self._own_rows: Dict[str, List[Row]] = {}
+        """Parent table -> its whole rows, until its own table takes them."""
         self._parent_failures: Dict[str, SegmentSourceError] = {}
         self._eligible: Dict[str, Set[str]] = {}
         self._embedded: Dict[str, List[Tuple[Row, List[Row]]]] = {}
@@ -188,7 +206,7 @@ class WorkspaceReader:
         read.pages = ([row for _, row in pairs] for pairs in self._read_list(endpoint, read))
         return read
 
-    def _read_list(self, endpoint: Endpoint, read: Read) -> Iterator[List[Tuple[Row, Row]]]:
+    def _read_list(self, endpoint: Endpoint, read: Read) -> Iterator[List[Tuple[_ForChildren, Row]]]:
         """The rows of a top-level list, a listing at a time: one listing per variant (functions per
         resourceType), each item carrying its variant's parameters. A variant that fails costs only
         itself while another is read: its rows stay (`read.scope` leaves them out)."""
@@ -205,7 +223,7 @@ class WorkspaceReader:
                 continue
             done.append(params)
             confirmed = confirmed and listing.confirmed
-            yield [(item, row) for item, row in listing.pairs if self._is_new(endpoint, row)]
+            yield [pair for pair in listing.pairs if self._is_new(endpoint, pair[1])]
         if not done:
             raise read.failures[0][1]  # every variant failed: the table fails (or is skipped) as one
         if read.failures:
@@ -229,14 +247,15 @@ class WorkspaceReader:
         where = f"GET {path}" + (f"?{urlencode(params)}" if params else "")
         request = {**endpoint.params, **(request_params or {}), **params}
         for attempt in range(LISTING_REREADS + 1):
-            listing, pairs, left_out = Listing(), [], []  # left_out: positions of items without a key
+            listing, left_out = Listing(), []  # left_out: positions of items without a key
+            pairs: List[Tuple[_ForChildren, Row]] = []
             for items in self.client.pages(path, endpoint.data_key, endpoint.page_size, request, listing):
                 for position, item in enumerate(items, listing.served - len(items) + 1):
                     row = self._keyed_row(endpoint, dict(params, **item), parent)
                     if row is None:
                         left_out.append(position)
                     else:
-                        pairs.append((item, row))
+                        pairs.append((self._for_children(endpoint, item), row))
             keys = [self._key(endpoint, row) for _, row in pairs]
             repeated = len(keys) - len(set(keys))
             if listing.agrees and not repeated:
@@ -274,8 +293,8 @@ class WorkspaceReader:
     def _parent_read(self, endpoint: Endpoint) -> Read:
         """A parent list, read once per run and shared with its children; a failure is remembered,
         so children do not ask again."""
-        read, rows = self._parent(endpoint)
-        return Read(iter([rows]), read.scope, read.keep, read.failures)
+        read, _ = self._parent(endpoint)
+        return Read(iter([self._own_rows.pop(endpoint.table, [])]), read.scope, read.keep, read.failures)
 
     def _parent(self, endpoint: Endpoint) -> Tuple[Read, List[Row]]:
         if endpoint.table in self._parent_failures:
@@ -286,7 +305,7 @@ class WorkspaceReader:
             _, grandparents = self._parent(self._by_table[endpoint.parent])
             read = Read(iter(()), self.scope)
             rows = [row for page in self._each_parent(endpoint, grandparents, read) for row in page]
-            self._parents[endpoint.table] = (read, rows)
+            self._keep_parent(endpoint, read, rows)
         if endpoint.table not in self._parents:
             read = Read(iter(()), self.scope)
             try:
@@ -294,14 +313,20 @@ class WorkspaceReader:
             except SegmentSourceError as ex:
                 self._parent_failures[endpoint.table] = ex
                 raise
-            for item, row in pairs:
-                for table, test in self._children_with_tests[endpoint.table]:
-                    if test(item):
-                        self._eligible.setdefault(table, set()).add(item["id"])
-                for embedded in self._embedded_children[endpoint.table]:
-                    self._embedded.setdefault(embedded.table, []).append((row, embedded.items_of(item)))
-            self._parents[endpoint.table] = (read, [row for _, row in pairs])
+            for kept, row in pairs:
+                for table in kept.eligible_for:
+                    self._eligible.setdefault(table, set()).add(kept.id)
+                for table, items in kept.embedded:
+                    self._embedded.setdefault(table, []).append((row, items))
+            self._keep_parent(endpoint, read, [row for _, row in pairs])
         return self._parents[endpoint.table]
+
+    def _keep_parent(self, endpoint: Endpoint, read: Read, rows: List[Row]) -> None:
+        """The whole rows wait for the parent's own table; the children keep only the fields they
+        use (2,600 destinations with their settings were held for the whole run before)."""
+        fields = self._fields_for_children[endpoint.table]
+        self._parents[endpoint.table] = (read, [{k: v for k, v in row.items() if k in fields} for row in rows])
+        self._own_rows[endpoint.table] = rows
 
     def _read_children(self, endpoint: Endpoint, state: Dict[str, Any]) -> Read:
         assert endpoint.parent is not None
@@ -523,6 +548,17 @@ class WorkspaceReader:
             return None
         return row if self._key(endpoint, row) is not None else None
 
+    def _for_children(self, endpoint: Endpoint, item: Row) -> _ForChildren:
+        tests = self._children_with_tests.get(endpoint.table)
+        embedded = self._embedded_children.get(endpoint.table)
+        if not tests and not embedded:
+            return NOTHING_FOR_CHILDREN
+        return _ForChildren(
+            item.get("id"),
+            tuple(table for table, test in tests or () if test(item)),
+            tuple((e.table, e.items_of(item)) for e in embedded or ()),
+        )
+
     @staticmethod
     def _key(endpoint: Endpoint, row: Row) -> Optional[Tuple[Any, ...]]:
         """The row's key (its table's key columns), or None if part of it is missing or null."""
@@ -641,6 +677,18 @@ class _FeatureProbe:
 def _parent_params(endpoint: Endpoint, parent: Row) -> Dict[str, str]:
     """The query parameters a child request takes from its parent (`functionId`, `sourceId`)."""
     return {param: str(parent[name]) for param, name in endpoint.parent_params.items()}
+
+
+def _fields_for_children(children: Sequence[Endpoint]) -> FrozenSet[str]:
+    """The fields of a parent's row that its children read: its id, the names in their paths
+    (`{spaceId}`), their parameters taken from it and the field that says it changed."""
+    fields = {"id"}
+    for child in children:
+        fields.update(name for _, name, _, _ in string.Formatter().parse(child.path) if name)
+        fields.update(child.parent_params.values())
+        if child.refetch_on:
+            fields.add(child.refetch_on)
+    return frozenset(fields)
 
 
 def _child_path(endpoint: Endpoint, parent: Row) -> str:
