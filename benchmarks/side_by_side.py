@@ -12,8 +12,9 @@ every run; each run is a fresh child process loading into its own DuckDB file:
   `data_selector` `data.<key>`, `pagination[count]` 200 (the API's documented default), the seven
   core tables as resources and children.
 For each: requests served, wall seconds, CPU seconds (user + system of the child), peak RSS, rows,
-and the lower bounds of its wall time: requests × latency ÷ concurrency, and requests ÷ rate limit
-× window. Ratios are against `rest_api, core`.
+the lower bounds of its wall time (requests × latency ÷ concurrency, and requests ÷ rate limit ×
+window), and its wall time against the same requests sent one after another (requests × latency).
+Ratios are against `rest_api, core`.
 """
 
 import argparse
@@ -26,6 +27,7 @@ import time
 from typing import Any, Dict
 
 from segment_simulator import Faults, RateLimits, SegmentSimulator, generate_workspace
+from segment_source.settings import DEFAULT_CONCURRENCY
 
 CORE = ["workspace", "sources", "destinations", "warehouses", "warehouse_sources", "spaces", "segments"]
 RUNS = ("package, core", "package, full", "rest_api, core")
@@ -86,16 +88,19 @@ def child(kind: str, base_url: str, token: str, duckdb_path: str, pipelines_dir:
         from dlt.sources.rest_api import rest_api_source
 
         source = rest_api_source(rest_api_config(base_url, token))  # type: ignore[arg-type]  # a typed literal
+        pipeline.run(source)
     else:
-        from segment_source import segment_source
+        from segment_source import RunReport, load_segment, segment_source
 
-        source = segment_source(api_key=token, base_url=base_url)
+        report = RunReport()
+        source = segment_source(api_key=token, base_url=base_url, report=report)
         if kind == "package, core":
             source = source.with_resources(*CORE)
-    pipeline.run(source)
-    trace = pipeline.last_trace
-    assert trace is not None and trace.last_normalize_info is not None
-    rows = sum(v for k, v in trace.last_normalize_info.row_counts.items() if not k.startswith("_dlt"))
+        load_segment(pipeline, source, report)  # how the package's command and orchestrators run it
+    counts = pipeline.dataset().row_counts().fetchall()
+    # the configuration's rows: current tables, not history, change feed or dlt's own
+    rows = sum(n for table, n in counts if not table.startswith("_dlt") and not table.endswith("_history"))
+    rows -= sum(n for table, n in counts if table == "changes")
     print(json.dumps({"rows": rows}))
 
 
@@ -136,7 +141,9 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=100.0)
     parser.add_argument("--rate-limit", type=int, default=600, help="requests per window per token")
     parser.add_argument("--rate-window", type=float, default=60.0, help="seconds")
-    parser.add_argument("--concurrency", type=int, default=1, help="this package's max_concurrency, for the bound")
+    parser.add_argument(
+        "--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="this package's max_concurrency, for the bound"
+    )
     parser.add_argument("--skip-full", action="store_true", help="leave out the package's full-surface run")
     args = parser.parse_args()
     runs = [r for r in RUNS if not (args.skip_full and r == "package, full")]
@@ -152,7 +159,7 @@ def main() -> None:
         f" {args.rate_window:.0f} s; {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
     )
     header = f"{'run':<16} {'requests':>9} {'wall s':>8} {'cpu s':>7} {'peak MiB':>9} {'rows':>7}"
-    header += f" {'bound: latency s':>17} {'bound: rate s':>14}"
+    header += f" {'bound: latency s':>17} {'bound: rate s':>14} {'wall ÷ sequential':>18}"
     print(header)
     for kind, r in results.items():
         concurrency = args.concurrency if kind.startswith("package") else 1
@@ -161,6 +168,7 @@ def main() -> None:
         print(
             f"{kind:<16} {r['requests']:>9} {r['wall_s']:>8.1f} {r['cpu_s']:>7.1f} {r['peak_rss_mib']:>9.0f}"
             f" {r['rows']:>7} {latency_bound:>17.1f} {rate_bound:>14.1f}"
+            f" {r['wall_s'] / (r['requests'] * args.latency_ms / 1000):>18.2f}"
         )
     base = results["rest_api, core"]
     ours = results["package, core"]

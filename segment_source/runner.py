@@ -14,7 +14,11 @@ drop history unless told so, and derives the change feed (`changes.py`) after th
 """
 
 import logging
-from typing import TYPE_CHECKING, List, NamedTuple, Optional, Sequence
+import os
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterator, List, NamedTuple, Optional, Sequence
+
+import dlt
 
 from segment_source.changes import ChangeSummary, record_changes
 from segment_source.endpoints import HISTORY_SUFFIX
@@ -25,7 +29,6 @@ from segment_source.report import RunReport
 logger = logging.getLogger("segment_source")
 
 if TYPE_CHECKING:
-    import dlt
     from dlt.common.pipeline import LoadInfo
     from dlt.extract.source import DltSource
 
@@ -92,7 +95,7 @@ def load_segment(
         source = segment_source(report=report)
     elif report is None:
         raise TypeError("load_segment(pipeline, source, report): build the source with report=report and pass it here")
-    with run_lock(pipeline, wait_seconds):
+    with run_lock(pipeline, wait_seconds), embedded_load_workers(pipeline):
         info = _run(pipeline, source, full_refresh, drop_history)
         changes = record_changes(pipeline)  # a load of its own, so under the lock too
     if report.failed:
@@ -100,6 +103,31 @@ def load_segment(
     if report.failed_tables:
         raise TableFailures(report.failed_tables, info=info, report=report)
     return SegmentLoad(info, report, changes)
+
+
+WORKERS_KEY = "LOAD__WORKERS"
+
+
+@contextmanager
+def embedded_load_workers(pipeline: "dlt.Pipeline") -> Iterator[None]:
+    """Into DuckDB, load with as many threads as the machine has CPUs, unless `[load] workers` is set.
+
+    DuckDB runs in this process, so dlt's default of 20 load threads only competes for the same
+    CPUs, and each concurrent merge holds its table's rows in its transaction: measured on 2 CPUs,
+    large workspace, peak 1,276 MiB in 22.9 s with 20 threads against 565 MiB in 17.5 s with 2.
+    A remote warehouse (PostgreSQL, Snowflake) keeps dlt's default: there the threads wait on the
+    network."""
+    if pipeline.destination is None or not pipeline.destination.destination_type.endswith(".duckdb"):
+        yield
+        return
+    if os.environ.get(WORKERS_KEY) or dlt.config.get("load.workers") is not None:
+        yield
+        return
+    os.environ[WORKERS_KEY] = str(os.cpu_count() or 1)
+    try:
+        yield
+    finally:
+        os.environ.pop(WORKERS_KEY, None)
 
 
 def _run(pipeline: "dlt.Pipeline", source: "DltSource", full_refresh: bool, drop_history: bool) -> "LoadInfo":
