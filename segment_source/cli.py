@@ -188,7 +188,7 @@ def run(args: argparse.Namespace) -> None:
 
     from segment_source import segment_config_api, segment_source
     from segment_source.config_api import CONFIG_API_TABLES
-    from segment_source.errors import TableFailures, WorkspaceFailures
+    from segment_source.errors import PartialLoad
     from segment_source.progress import Progress
     from segment_source.report import RunReport
     from segment_source.runner import load_segment
@@ -214,7 +214,7 @@ def run(args: argparse.Namespace) -> None:
                 drop_history=args.drop_history,
                 wait_seconds=args.wait,
             )
-        except (WorkspaceFailures, TableFailures) as ex:
+        except PartialLoad as ex:
             summarize(pipeline, ex.info, resources, run_report)
             raise
     summarize(pipeline, info, resources, run_report)

@@ -71,22 +71,28 @@ class UnexpectedResponseError(SegmentSourceError):
     """Segment answered, but not with the envelope the Public API documents."""
 
 
-class WorkspaceFailures(SegmentSourceError):
-    """Some workspaces failed; the others were loaded.
+class PartialLoad(SegmentSourceError):
+    """Part of the run failed; everything else was loaded. `failed` says what, `info` (dlt's
+    `LoadInfo` of the load that did happen) and `report` are set when raised by
+    `runner.load_segment`."""
 
-    `info` (dlt's `LoadInfo` of the load that did happen) and `report` are set when raised by
-    `runner.load_segment`.
-    """
-
-    def __init__(self, failed: "dict[str, str]", info: Any = None, report: "Optional[RunReport]" = None) -> None:
-        lines = "\n".join(f"  - {workspace}: {why}" for workspace, why in failed.items())
-        super().__init__(
-            f"{len(failed)} workspace(s) could not be loaded; every other workspace was loaded,"
-            f" and what was loaded before for these stays as it was:\n{lines}"
-        )
+    def __init__(self, message: str, failed: Any, info: Any = None, report: "Optional[RunReport]" = None) -> None:
+        super().__init__(message)
         self.failed = failed
         self.info = info
         self.report = report
+
+
+class WorkspaceFailures(PartialLoad):
+    """Some workspaces failed; the others were loaded."""
+
+    def __init__(self, failed: "dict[str, str]", info: Any = None, report: "Optional[RunReport]" = None) -> None:
+        lines = "\n".join(f"  - {workspace}: {why}" for workspace, why in failed.items())
+        message = (
+            f"{len(failed)} workspace(s) could not be loaded; every other workspace was loaded,"
+            f" and what was loaded before for these stays as it was:\n{lines}"
+        )
+        super().__init__(message, failed, info, report)
 
 
 class RunInProgressError(SegmentSourceError):
@@ -104,18 +110,16 @@ class RunInProgressError(SegmentSourceError):
         )
 
 
-class TableFailures(SegmentSourceError):
-    """Some tables failed; every other table was loaded. `info` and `report` as for `WorkspaceFailures`."""
+class TableFailures(PartialLoad):
+    """Some tables failed; every other table was loaded."""
 
     def __init__(self, failed: "list[str]", info: Any = None, report: "Optional[RunReport]" = None) -> None:
         lines = "\n".join(f"  - {line}" for line in failed)
-        super().__init__(
+        message = (
             f"{len(failed)} table(s) could not be loaded; every other table was loaded, and these keep"
             f" what they had. Rerun later; if one keeps failing, the reason below says what to fix:\n{lines}"
         )
-        self.failed = failed
-        self.info = info
-        self.report = report
+        super().__init__(message, failed, info, report)
 
 
 DESTINATION_CREDENTIALS_HINTS = {
