@@ -2,6 +2,7 @@
 
 import pytest
 
+from segment_simulator import SegmentSimulator, generate_workspace
 from segment_source import RunReport, load_segment, segment_source
 from segment_source.errors import WorkspaceFailures
 from segment_source.runner import HistoryDropRefused
@@ -57,3 +58,43 @@ def test_a_full_refresh_that_would_drop_history_needs_drop_history(duckdb_pipeli
     assert rows(duckdb_pipeline, "SELECT count(*) FROM {sources_history}") == [(7,)]
     load(full_refresh=True, drop_history=True)
     assert rows(duckdb_pipeline, "SELECT count(*) FROM {sources_history}") == [(6,)]
+
+
+def statement_sizes(monkeypatch):
+    """The size of every INSERT dlt sends to DuckDB during the test, in characters."""
+    from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
+
+    sizes = []
+    send = DuckDbSqlClient.execute_fragments
+
+    def recording(self, fragments, *args, **kwargs):
+        sizes.append(sum(len(f) for f in fragments))
+        return send(self, fragments, *args, **kwargs)
+
+    monkeypatch.setattr(DuckDbSqlClient, "execute_fragments", recording)
+    return sizes
+
+
+def test_into_duckdb_rows_go_in_small_statements_unless_the_factory_sets_its_own(tmp_path, monkeypatch):
+    """DuckDB's parser holds a statement as many times its size, outside `memory_limit`: the
+    2,600 destinations of the medium workspace go in statements of at most 32 KiB, not one of MiBs."""
+    import dlt
+
+    from segment_source.runner import DUCKDB_STATEMENT_BYTES
+
+    sizes = statement_sizes(monkeypatch)
+
+    def load(factory, name):
+        sizes.clear()
+        report = RunReport()
+        source = segment_source(api_key=simulator.token, base_url=simulator.url, report=report)
+        load_segment(make_pipeline(factory, tmp_path / name), source.with_resources("destinations"), report)
+        return list(sizes)
+
+    with SegmentSimulator(generate_workspace("medium")) as simulator:
+        default = dlt.destinations.duckdb(str(tmp_path / "default.duckdb"))
+        ours = load(default, "default")
+        assert sum(ours) > 20 * DUCKDB_STATEMENT_BYTES and max(ours) <= DUCKDB_STATEMENT_BYTES
+        assert "max_query_length" not in default.caps_params, "the user's factory is left as it was"
+        larger = load(dlt.destinations.duckdb(str(tmp_path / "own.duckdb"), max_query_length=2**25), "own")
+    assert max(larger) > 10 * DUCKDB_STATEMENT_BYTES and len(larger) < len(ours) / 10
