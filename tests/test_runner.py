@@ -77,7 +77,7 @@ def statement_sizes(monkeypatch):
 
 def test_into_duckdb_rows_go_in_small_statements_unless_the_factory_sets_its_own(tmp_path, monkeypatch):
     """DuckDB's parser holds a statement as many times its size, outside `memory_limit`: the
-    2,600 destinations of the medium workspace go in statements of at most 32 KiB, not one of MiBs."""
+    2,600 destinations of the medium workspace go in statements of about 32 KiB, not one of MiBs."""
     import dlt
 
     from segment_source.runner import DUCKDB_STATEMENT_BYTES
