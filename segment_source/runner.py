@@ -6,7 +6,8 @@ only in the `RunReport`: an orchestrator that checks nothing sees success. `load
 that a `WorkspaceFailures` (or `TableFailures`) exception, raised after everything else was
 loaded; it holds the one-run-at-a-time lock (`lock.py`) for the whole run, finishes or rolls back
 what an interrupted run left behind first (`recovery.py`), refuses a full refresh that would
-drop history unless told so, and derives the change feed (`changes.py`) after the load.
+drop history unless told so, loads with the dlt settings of `run_settings.py`, and derives the
+change feed (`changes.py`) after the load.
 
     from segment_source import load_segment
 
@@ -14,9 +15,7 @@ drop history unless told so, and derives the change feed (`changes.py`) after th
 """
 
 import logging
-import os
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator, List, NamedTuple, Optional, Sequence
+from typing import TYPE_CHECKING, List, NamedTuple, Optional, Sequence
 
 import dlt
 
@@ -25,6 +24,7 @@ from segment_source.endpoints import HISTORY_SUFFIX
 from segment_source.errors import ConfigurationError, TableFailures, WorkspaceFailures
 from segment_source.lock import run_lock
 from segment_source.report import RunReport
+from segment_source.run_settings import run_settings
 
 logger = logging.getLogger("segment_source")
 
@@ -95,7 +95,7 @@ def load_segment(
         source = segment_source(report=report)
     elif report is None:
         raise TypeError("load_segment(pipeline, source, report): build the source with report=report and pass it here")
-    with run_lock(pipeline, wait_seconds), embedded_load_settings(pipeline):
+    with run_lock(pipeline, wait_seconds), run_settings(pipeline):
         info = _run(pipeline, source, full_refresh, drop_history)
         changes = record_changes(pipeline)  # a load of its own, so under the lock too
     if report.failed:
@@ -103,47 +103,6 @@ def load_segment(
     if report.failed_tables:
         raise TableFailures(report.failed_tables, info=info, report=report)
     return SegmentLoad(info, report, changes)
-
-
-WORKERS_KEY = "LOAD__WORKERS"
-STATEMENT_CAP = "max_query_length"
-DUCKDB_STATEMENT_BYTES = 64 * 1024
-"""dlt's `max_query_length` for DuckDB: each INSERT it sends carries half of this in VALUES."""
-
-
-@contextmanager
-def embedded_load_settings(pipeline: "dlt.Pipeline") -> Iterator[None]:
-    """Into DuckDB, load with as many threads as the machine has CPUs and in INSERTs of 32 KiB.
-
-    DuckDB runs in this process, so its memory is the run's memory:
-    - dlt's default of 20 load threads only competes for the same CPUs, and each concurrent merge
-      holds its table's rows in its transaction (large workspace on 2 CPUs: 1,276 MiB with 20
-      threads, 565 MiB with 2). `[load] workers` still chooses.
-    - dlt sends a load file to DuckDB as INSERT statements of up to 16 MiB of VALUES, and DuckDB's
-      parser, which its `memory_limit` does not govern, holds such a statement as hundreds of MiB
-      of expressions. With 32 KiB statements the large workspace's load peaks at about 320 MiB
-      instead of 526, the change feed's first load at 282 instead of 814, and the load takes less
-      CPU, not more. A factory given its own `max_query_length`
-      (`dlt.destinations.duckdb(path, max_query_length=...)`) keeps it.
-    A remote warehouse (PostgreSQL, Snowflake) keeps dlt's defaults: there the threads wait on the
-    network and the server parses the statements."""
-    destination = pipeline.destination
-    if destination is None or not destination.destination_type.endswith(".duckdb"):
-        yield
-        return
-    set_workers = not os.environ.get(WORKERS_KEY) and dlt.config.get("load.workers") is None
-    set_statements = STATEMENT_CAP not in destination.caps_params
-    if set_workers:
-        os.environ[WORKERS_KEY] = str(os.cpu_count() or 1)
-    if set_statements:
-        destination.caps_params[STATEMENT_CAP] = DUCKDB_STATEMENT_BYTES
-    try:
-        yield
-    finally:
-        if set_workers:
-            os.environ.pop(WORKERS_KEY, None)
-        if set_statements:
-            destination.caps_params.pop(STATEMENT_CAP, None)
 
 
 def _run(pipeline: "dlt.Pipeline", source: "DltSource", full_refresh: bool, drop_history: bool) -> "LoadInfo":

@@ -80,7 +80,7 @@ def test_into_duckdb_rows_go_in_small_statements_unless_the_factory_sets_its_own
     2,600 destinations of the medium workspace go in statements of about 32 KiB, not one of MiBs."""
     import dlt
 
-    from segment_source.runner import DUCKDB_STATEMENT_BYTES
+    from segment_source.run_settings import DUCKDB_STATEMENT_BYTES
 
     sizes = statement_sizes(monkeypatch)
 
@@ -98,3 +98,43 @@ def test_into_duckdb_rows_go_in_small_statements_unless_the_factory_sets_its_own
         assert "max_query_length" not in default.caps_params, "the user's factory is left as it was"
         larger = load(dlt.destinations.duckdb(str(tmp_path / "own.duckdb"), max_query_length=2**25), "own")
     assert max(larger) > 10 * DUCKDB_STATEMENT_BYTES and len(larger) < len(ours) / 10
+
+
+def writer_buffers(monkeypatch):
+    """The buffer size of every writer dlt writes rows with (extract's and normalize's)."""
+    from dlt.common.data_writers.buffered import BufferedDataWriter
+
+    sizes = set()
+    write = BufferedDataWriter.write_data_item
+
+    def recording(self, *args, **kwargs):
+        sizes.add(self.buffer_max_items)
+        return write(self, *args, **kwargs)
+
+    monkeypatch.setattr(BufferedDataWriter, "write_data_item", recording)
+    return sizes
+
+
+def test_normalize_writes_every_500_rows_unless_configured_and_the_run_leaves_no_setting_behind(
+    duckdb_pipeline, simulator, monkeypatch
+):
+    import os
+
+    from segment_source.run_settings import NORMALIZE_BUFFER_ITEMS
+
+    def load():
+        report = RunReport()
+        source = segment_source(api_key=simulator.token, base_url=simulator.url, report=report)
+        load_segment(duckdb_pipeline, source.with_resources("sources", "destinations"), report)
+
+    sizes = writer_buffers(monkeypatch)
+    load()
+    assert sizes == {NORMALIZE_BUFFER_ITEMS, 5000}, "normalize's writers 500, extract's dlt's default"
+    assert not any(k in os.environ for k in ("NORMALIZE__DATA_WRITER__BUFFER_MAX_ITEMS", "LOAD__WORKERS"))
+
+    sizes.clear()
+    monkeypatch.setenv("NORMALIZE__DATA_WRITER__BUFFER_MAX_ITEMS", "50")
+    simulator.workspace.rename("sources", simulator.workspace.ids("sources")[0], "Renamed")
+    load()
+    assert sizes == {50, 5000}
+    assert os.environ["NORMALIZE__DATA_WRITER__BUFFER_MAX_ITEMS"] == "50"
