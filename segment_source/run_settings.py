@@ -28,11 +28,11 @@ def run_settings(pipeline: "dlt.Pipeline") -> Iterator[None]:
 
     - Normalize, any destination: dlt buffers up to 5,000 rows per table before writing, and a
       workspace has dozens of tables; with 500, the large workspace's normalize peaks at 151 MiB
-      instead of 203 (Python's own peak 78 MiB instead of 112), in less CPU.
+      instead of 203 (Python's own peak 78 MiB instead of 112), in no more CPU.
     DuckDB runs in this process, so its memory is the run's memory:
     - dlt's default of 20 load threads only competes for the same CPUs, and each concurrent merge
-      holds its table's rows in its transaction (large workspace on 2 CPUs: 1,276 MiB with 20
-      threads, 565 MiB with 2).
+      holds its table's rows in its transaction (large workspace on 2 CPUs, with dlt's 16 MiB
+      statements: 1,276 MiB with 20 threads, 565 MiB with 2).
     - dlt sends a load file to DuckDB as INSERT statements of up to 16 MiB of VALUES, and DuckDB's
       parser, which its `memory_limit` does not govern, holds such a statement as hundreds of MiB
       of expressions. With 32 KiB statements the large workspace's load peaks at about 320 MiB
