@@ -99,8 +99,11 @@ def child(kind: str, base_url: str, token: str, duckdb_path: str, pipelines_dir:
         load_segment(pipeline, source, report)  # how the package's command and orchestrators run it
     counts = pipeline.dataset().row_counts().fetchall()
     # the configuration's rows: current tables, not history, change feed or dlt's own
-    rows = sum(n for table, n in counts if not table.startswith("_dlt") and not table.endswith("_history"))
-    rows -= sum(n for table, n in counts if table == "changes")
+    rows = sum(
+        n
+        for table, n in counts
+        if not table.startswith("_dlt") and not table.endswith("_history") and table != "changes"
+    )
     print(json.dumps({"rows": rows}))
 
 

@@ -54,7 +54,7 @@ def _env_default(key: str, value: int) -> Iterator[None]:
     """dlt's config `key` (`section.name`) is `value` for the run, unless set in the environment or
     in dlt's config (a `[section]` of config.toml, or `[data_writer]` for a writer's setting)."""
     variable = key.upper().replace(".", "__")
-    chosen = os.environ.get(variable) or dlt.config.get(key) is not None
+    chosen = dlt.config.get(key) is not None  # dlt's providers: the environment, then config.toml
     if not chosen and ".data_writer." in key:
         chosen = dlt.config.get(key.split(".", 1)[1]) is not None
     if chosen:

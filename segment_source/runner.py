@@ -17,8 +17,6 @@ change feed (`changes.py`) after the load.
 import logging
 from typing import TYPE_CHECKING, List, NamedTuple, Optional, Sequence
 
-import dlt
-
 from segment_source.changes import ChangeSummary, record_changes
 from segment_source.endpoints import HISTORY_SUFFIX
 from segment_source.errors import ConfigurationError, TableFailures, WorkspaceFailures
@@ -29,6 +27,7 @@ from segment_source.run_settings import run_settings
 logger = logging.getLogger("segment_source")
 
 if TYPE_CHECKING:
+    import dlt
     from dlt.common.pipeline import LoadInfo
     from dlt.extract.source import DltSource
 
