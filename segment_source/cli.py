@@ -125,9 +125,11 @@ def open_pipeline(
     (unless configured), its state in `working_dir`. Every script of the package opens its pipelines here."""
     import dlt
 
+    from segment_source.lock import create_pipeline
+
     if destination == "duckdb":
         destination = dlt.destinations.duckdb(duckdb_location(name))
-    return dlt.pipeline(
+    return create_pipeline(
         pipeline_name=name,
         destination=destination,
         dataset_name=dataset_name,

@@ -140,6 +140,31 @@ def run_lock(pipeline: dlt.Pipeline, wait_seconds: float = 0) -> Iterator[None]:
         yield
 
 
+def create_pipeline(**kwargs: Any) -> dlt.Pipeline:
+    """`dlt.pipeline(**kwargs)`, one process at a time per pipeline name and directory.
+
+    dlt creates a pipeline's working directory when it holds no state yet, and wipes what is there
+    first: two runs of a new pipeline started within milliseconds of each other (two cron entries
+    on one minute) make the second fail with `FileExistsError`, or wipe the first's directory,
+    before either reaches `run_lock`. An OS lock on `<pipelines dir>/<name>.create.lock`, held only
+    while dlt builds the pipeline, serializes that: the second process finds the first's state and
+    attaches to it, then `run_lock` refuses it with its paragraph.
+    """
+    from dlt.common.pipeline import get_dlt_pipelines_dir
+
+    directory = kwargs.get("pipelines_dir") or get_dlt_pipelines_dir()
+    name = kwargs.get("pipeline_name")
+    if not name:  # dlt's default name, the script's; nothing of ours to serialize on
+        return dlt.pipeline(**kwargs)
+    os.makedirs(directory, exist_ok=True)
+    fd = os.open(os.path.join(directory, f"{name}.create.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held for the milliseconds dlt takes to build the pipeline
+        return dlt.pipeline(**kwargs)
+    finally:
+        os.close(fd)  # releases the lock
+
+
 @contextlib.contextmanager
 def _local_lock(path: str, me: Holder, poll: Callable[[Callable[[], Optional[str]]], None]) -> Iterator[None]:
     os.makedirs(os.path.dirname(path), exist_ok=True)

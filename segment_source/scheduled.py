@@ -23,6 +23,7 @@ from dlt.common.configuration import with_config
 
 from segment_source.endpoints import DEFAULT_TABLES, ENDPOINTS
 from segment_source.errors import ConfigurationError, WorkspaceFailures, explain
+from segment_source.lock import create_pipeline
 from segment_source.progress import Progress
 from segment_source.recovery import recover_interrupted_load
 from segment_source.report import RunReport
@@ -99,8 +100,8 @@ def run(settings: Settings, workspace: Optional[str], log: Any) -> Dict[str, int
         tokens = configured_tokens()
         if workspace is not None:
             tokens = (tokens[settings.workspaces.index(workspace)],)
-        pipeline = dlt.pipeline(
-            PIPELINE_NAME + (f"_{workspace}" if workspace else ""),
+        pipeline = create_pipeline(
+            pipeline_name=PIPELINE_NAME + (f"_{workspace}" if workspace else ""),
             destination=settings.destination,
             dataset_name=settings.dataset_name,
             progress=Progress(report),

@@ -15,14 +15,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(pipeline_name: str, destination: str, dataset_name: str, wait_seconds: str = "0") -> int:
-    import dlt
-
     from segment_source import segment_source
+    from segment_source.cli import open_pipeline
     from segment_source.errors import RunInProgressError, explain
     from segment_source.lock import run_lock
     from segment_source.recovery import recover_interrupted_load
 
-    pipeline = dlt.pipeline(pipeline_name, destination=destination, dataset_name=dataset_name)
+    pipeline = open_pipeline(pipeline_name, destination, dataset_name)  # as the script opens it
     try:
         with run_lock(pipeline, float(wait_seconds)):
             print("locked", flush=True)

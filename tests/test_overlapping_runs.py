@@ -224,6 +224,46 @@ def test_two_overlapping_runs_load_once_and_the_second_is_refused_with_one_parag
         assert_loaded_once(pipeline, sim)
 
 
+def test_runs_of_a_new_pipeline_started_at_the_same_instant_all_open_it(tmp_path):
+    """dlt builds a new pipeline's directory unlocked: of 40 processes opening one new pipeline with
+    `dlt.pipeline` four at a time, 7 failed with FileExistsError (one CI run met it). Here a slow
+    disk (0.5 s after dlt clears the directory) makes every unserialized pair meet it."""
+    code = textwrap.dedent(
+        """
+        import sys, time
+        from dlt.pipeline.pipeline import Pipeline
+        from segment_source.cli import open_pipeline
+
+        wipe = Pipeline._wipe_working_folder
+        Pipeline._wipe_working_folder = lambda self: (wipe(self), time.sleep(0.5))[0]
+        time.sleep(max(0.0, float(sys.argv[1]) - time.time()))
+        print(open_pipeline("overlap", "duckdb", "overlap").pipeline_name)
+        """
+    )
+    env = dict(
+        os.environ,
+        RUNTIME__DLTHUB_TELEMETRY="false",
+        DESTINATION__DUCKDB__CREDENTIALS=str(tmp_path / "x.duckdb"),
+        DLT_DATA_DIR=str(tmp_path / "dlt"),
+    )
+    at = str(time.time() + 8)  # every process has imported the package by then
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, at],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    for run in runs:
+        out, err = run.communicate(timeout=120)
+        assert (run.returncode, out) == (0, "overlap\n"), err
+    assert Path(env["DLT_DATA_DIR"], "pipelines", "overlap", "state.json").exists()
+
+
 def test_the_script_run_twice_at_once_refuses_the_second_with_exit_3(tmp_path):
     """The CLI: exit 0 for the run that holds the lock, 3 and the paragraph for the other."""
     with SegmentSimulator(generate_workspace("small"), faults=Faults(latency_ms=LATENCY_MS)) as sim:
