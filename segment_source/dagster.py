@@ -10,7 +10,9 @@ the destination, dataset, cron and workspace names (see `scheduled.py`, shared w
 
 - Assets: one per table a run writes, keyed `segment/<table>`: the current-state tables, their
   `_history`, and the child tables dlt makes of nested lists (`sources__labels`, ...), each
-  depending on its parent table. All are materialized together by one dlt run (a `multi_asset`).
+  depending on its parent table, and the change feed `changes`, depending on every `_history`
+  table. All are materialized together by one run of `load_segment` (a `multi_asset`), which
+  also holds the script's run lock and fails the run when a workspace or a table failed.
 - Several tokens: one static partition per workspace, keyed by its name (never the token), each
   with its own dlt pipeline (`segment_pipeline_<name>`, its own state) into the one dataset; the
   schedule starts every partition each tick. One token: no partitions.
@@ -18,7 +20,8 @@ the destination, dataset, cron and workspace names (see `scheduled.py`, shared w
   Dagster pool `segment_<dataset>` (set its limit to 1, see the README), because partitions of
   one dataset merge into the same tables and share dlt's staging dataset: two merges of one table
   at once would delete each other's staged rows.
-- A workspace that fails fails the Dagster run with the script's one-paragraph error.
+- A workspace or table that fails, or a run of the same pipeline in progress elsewhere (cron, a
+  manual run), fails the Dagster run with the script's one-paragraph error.
 
 Why not `dagster_dlt.dlt_assets`: it derives asset specs from the source's resources only (the
 21 resources; `_history` and child tables, named at run time, stay invisible), it needs a source
@@ -34,6 +37,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 import dagster as dg
 
 from segment_source import scheduled
+from segment_source.changes import CHANGES_TABLE
 from segment_source.endpoints import ENDPOINTS, HISTORY_SUFFIX
 from segment_source.scheduled import RunFailed, Settings, read_settings
 
@@ -60,21 +64,25 @@ CHILD_TABLES = {
 same), as the dlt schema of a run on the simulator's medium workspace shows them."""
 
 
-def tables_of(resources: Sequence[str], history: bool) -> Dict[str, Optional[str]]:
-    """Every table the resources write -> the table it depends on (None for a resource's own)."""
-    tables: Dict[str, Optional[str]] = {}
+def tables_of(resources: Sequence[str], history: bool) -> Dict[str, List[str]]:
+    """Every table the resources write -> the tables it depends on (none for a resource's own; the
+    change feed, `changes`, on every `_history` table)."""
+    tables: Dict[str, List[str]] = {}
     for endpoint in ENDPOINTS:
         if endpoint.table not in resources:
             continue
-        tables[endpoint.table] = None
+        tables[endpoint.table] = []
         roots = [endpoint.table]
         if history and endpoint.history:
-            tables[endpoint.table + HISTORY_SUFFIX] = endpoint.table
+            tables[endpoint.table + HISTORY_SUFFIX] = [endpoint.table]
             roots.append(endpoint.table + HISTORY_SUFFIX)
         for child, parent in CHILD_TABLES.items():
             if child.split("__")[0] == endpoint.table:
                 for root in roots:  # sources__labels -> sources_history__labels
-                    tables[root + child[len(endpoint.table) :]] = root + parent[len(endpoint.table) :]
+                    tables[root + child[len(endpoint.table) :]] = [root + parent[len(endpoint.table) :]]
+    versioned = [table for table in tables if table.endswith(HISTORY_SUFFIX)]
+    if versioned:
+        tables[CHANGES_TABLE] = versioned
     return tables
 
 
@@ -90,12 +98,12 @@ def build_definitions() -> dg.Definitions:
     specs = [
         dg.AssetSpec(
             asset_key(table),
-            deps=[asset_key(parent)] if parent else [],
+            deps=[asset_key(parent) for parent in parents],
             group_name=KEY_PREFIX,
             kinds={"dlt", settings.destination},
             description=f"Segment {table}, table {settings.dataset_name}.{table}",
         )
-        for table, parent in tables.items()
+        for table, parents in tables.items()
     ]
 
     @dg.multi_asset(specs=specs, name="segment", partitions_def=partitions, pool=settings.pool)

@@ -35,6 +35,8 @@ class RunReport:
     isolate_tables: bool = True
     """A table that fails costs only itself. False (a source made without a report, whose caller
     could not see `failed_tables`): it fails the run instead of loading silently without it."""
+    rows_loaded: Dict[str, int] = field(default_factory=dict)
+    """Data table -> rows the run wrote to it (child tables too): set by `load_segment`."""
     readers: List["WorkspaceReader"] = field(default_factory=list)
     progress: Optional["Progress"] = None
     """Shown while the source reads: `tables.py` tells it each page and each finished table."""

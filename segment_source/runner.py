@@ -15,7 +15,7 @@ change feed (`changes.py`) after the load.
 """
 
 import logging
-from typing import TYPE_CHECKING, List, NamedTuple, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence
 
 from segment_source.changes import ChangeSummary, record_changes
 from segment_source.endpoints import HISTORY_SUFFIX
@@ -96,6 +96,7 @@ def load_segment(
         raise TypeError("load_segment(pipeline, source, report): build the source with report=report and pass it here")
     with run_lock(pipeline, wait_seconds), run_settings(pipeline):
         info = _run(pipeline, source, full_refresh, drop_history)
+        report.rows_loaded = rows_written(pipeline)
         changes = record_changes(pipeline)  # a load of its own, so under the lock too
     if report.failed:
         raise WorkspaceFailures(report.failed, info=info, report=report)
@@ -117,6 +118,13 @@ def _run(pipeline: "dlt.Pipeline", source: "DltSource", full_refresh: bool, drop
         logger.warning("Full refresh: dropping %s, then loading them again.", ", ".join(tables) or "no table yet")
         return pipeline.run(source, refresh="drop_resources")
     return pipeline.run(source)
+
+
+def rows_written(pipeline: "dlt.Pipeline") -> Dict[str, int]:
+    """Rows per data table of the pipeline's last run, as dlt's normalize step counted them."""
+    trace = pipeline.last_trace
+    written = trace.last_normalize_info.row_counts if trace and trace.last_normalize_info else {}
+    return {table: rows for table, rows in written.items() if not table.startswith("_dlt")}
 
 
 def tables_to_refresh(pipeline: "dlt.Pipeline", resources: List[str]) -> List[str]:

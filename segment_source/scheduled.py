@@ -21,12 +21,13 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import dlt
 from dlt.common.configuration import with_config
 
+from segment_source.changes import CHANGES_TABLE
 from segment_source.endpoints import DEFAULT_TABLES, ENDPOINTS
-from segment_source.errors import ConfigurationError, WorkspaceFailures, explain
+from segment_source.errors import ConfigurationError, explain
 from segment_source.lock import create_pipeline
 from segment_source.progress import Progress
-from segment_source.recovery import recover_interrupted_load
 from segment_source.report import RunReport
+from segment_source.runner import load_segment
 from segment_source.settings import SECTION, split_tokens
 from segment_source.source import segment_source
 
@@ -91,10 +92,12 @@ def configured_tokens() -> Tuple[str, ...]:
 
 
 def run(settings: Settings, workspace: Optional[str], log: Any) -> Dict[str, int]:
-    """Load every token, or the one of `workspace`; return the rows written per table.
+    """Load every token, or the one of `workspace`, with `load_segment` (as the script does: the run
+    lock, recovery, the change feed); return the rows written per table, `changes` included.
 
     Skipped resources go to `log` as warnings. Raises `RunFailed` (one paragraph, never a secret)
-    when the load or a workspace failed, so the orchestrator's run fails; a bug keeps its trace."""
+    when the load, a workspace or a table failed, or another run holds the lock, so the
+    orchestrator's run fails; a bug keeps its trace."""
     report = RunReport()
     try:
         tokens = configured_tokens()
@@ -106,18 +109,17 @@ def run(settings: Settings, workspace: Optional[str], log: Any) -> Dict[str, int
             dataset_name=settings.dataset_name,
             progress=Progress(report),
         )
-        recover_interrupted_load(pipeline)
-        info = pipeline.run(segment_source(api_key=list(tokens), report=report).with_resources(*settings.resources))
-        for line in report.skipped:
-            log.warning(line)
-        if report.failed:
-            raise WorkspaceFailures(report.failed)
+        source = segment_source(api_key=list(tokens), report=report).with_resources(*settings.resources)
+        info, _, changes = load_segment(pipeline, source, report)
     except Exception as ex:  # noqa: BLE001 - a user's error becomes one paragraph, a bug stays a trace
         message, _ = explain(ex)
         if message is None:
             raise
         raise RunFailed(message) from None
+    finally:
+        for line in report.skipped:
+            log.warning(line)
     log.info(str(info))
-    trace = pipeline.last_trace  # rows per table the run wrote, child tables included
-    written = trace.last_normalize_info.row_counts if trace and trace.last_normalize_info else {}
-    return {table: rows for table, rows in written.items() if not table.startswith("_dlt")}
+    log.info(changes.describe())
+    recorded = len(changes.changes) + changes.initial
+    return {**report.rows_loaded, **({CHANGES_TABLE: recorded} if recorded else {})}

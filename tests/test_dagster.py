@@ -12,13 +12,14 @@ from typing import Any, Dict, Iterator
 import dlt
 import pytest
 
-from segment_simulator import SegmentSimulator, generate_workspace
-from tests.support import expected, loaded
+from segment_simulator import Quirks, SegmentSimulator, generate_workspace
+from tests.support import expected, loaded, rows
 
 dg = pytest.importorskip("dagster")
 
 from segment_source.dagster import build_definitions  # noqa: E402 - after the skip
 from segment_source.errors import ConfigurationError  # noqa: E402
+from segment_source.lock import run_lock  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,6 +70,8 @@ def test_every_table_the_run_writes_is_an_asset_after_its_parent_holding_the_sim
     graph = defs.resolve_asset_graph()
     deps = {key.path[-1]: {p.path[-1] for p in graph.get(key).parent_keys} for key in graph.get_all_asset_keys()}
     assert deps["sources"] == set() and deps["sources_history"] == {"sources"}
+    assert deps["changes"] == {table for table in assets if table.endswith("_history")}
+    assert assets["changes"] == rows(pipeline, "SELECT count(*) FROM {changes}")[0][0] > 0
     children = {
         t["name"]: t["parent"] for t in pipeline.default_schema.data_tables(seen_data_only=True) if t.get("parent")
     }
@@ -121,6 +124,45 @@ def test_a_failed_workspace_fails_the_run_with_one_paragraph_and_no_token(config
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.error
     assert "401" in failure.message and "tok-revoked" not in str(failure)
+
+
+def test_a_scheduled_run_records_the_change_feed_as_the_script_does(configure, tmp_path):
+    ws = generate_workspace("small")
+    with SegmentSimulator(ws) as sim:
+        configure(sim, sim.token, resources='["workspace", "sources"]')
+        job = build_definitions().resolve_job_def("segment_job")
+        assert job.execute_in_process().success
+        ws.rename("sources", ws.ids("sources")[0], "Renamed between runs")
+        assert job.execute_in_process().success
+    changed = rows(
+        attach(tmp_path, "segment_pipeline"), "SELECT change, object_name FROM {changes} WHERE NOT initial_load"
+    )
+    assert changed == [("updated", "Renamed between runs")]
+
+
+def test_a_failed_table_fails_the_scheduled_run_after_every_other_table_loads(configure, tmp_path):
+    quirks = Quirks().refuse("/destinations", 422)
+    with SegmentSimulator(generate_workspace("small"), quirks=quirks) as sim:
+        configure(sim, sim.token, resources='["workspace", "sources", "destinations"]')
+        job = build_definitions().resolve_job_def("segment_job")
+        result = job.execute_in_process(raise_on_error=False)
+        sources = set(sim.workspace.ids("sources"))
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "destinations" in failure and "422" in failure and sim.token not in failure
+    assert {i for (i,) in rows(attach(tmp_path, "segment_pipeline"), "SELECT id FROM {sources}")} == sources
+
+
+def test_a_scheduled_run_is_refused_while_another_run_of_its_pipeline_holds_the_lock(configure, tmp_path):
+    with SegmentSimulator(generate_workspace("small")) as sim:
+        configure(sim, sim.token, resources='["workspace", "sources"]')
+        job = build_definitions().resolve_job_def("segment_job")
+        with run_lock(attach(tmp_path, "segment_pipeline")):
+            result = job.execute_in_process(raise_on_error=False)
+        assert sim.requests == []
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "Another run of pipeline segment_pipeline into dataset segment_data is in progress" in failure
 
 
 def test_dagster_loads_the_module_as_its_code_location(tmp_path):
