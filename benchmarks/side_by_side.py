@@ -18,7 +18,6 @@ Ratios are against `rest_api, core`.
 """
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -97,14 +96,22 @@ def child(kind: str, base_url: str, token: str, duckdb_path: str, pipelines_dir:
         if kind == "package, core":
             source = source.with_resources(*CORE)
         load_segment(pipeline, source, report)  # how the package's command and orchestrators run it
-    counts = pipeline.dataset().row_counts().fetchall()
-    # the configuration's rows: current tables, not history, change feed or dlt's own
-    rows = sum(
-        n
-        for table, n in counts
-        if not table.startswith("_dlt") and not table.endswith("_history") and table != "changes"
-    )
-    print(json.dumps({"rows": rows}))
+
+
+def loaded_rows(duckdb_path: str) -> int:
+    """The configuration's rows a run loaded: current tables, not history, change feed or dlt's own.
+
+    Counted here, after the child ended, so that the child's peak memory and CPU are the run's own."""
+    import duckdb
+
+    with duckdb.connect(duckdb_path, read_only=True) as db:
+        found = db.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'segment_data'")
+        tables = [t for (t,) in found.fetchall()]
+        return sum(
+            db.execute(f'SELECT count(*) FROM segment_data."{table}"').fetchone()[0]  # type: ignore[index]
+            for table in tables
+            if not table.startswith("_dlt") and not table.endswith("_history") and table != "changes"
+        )
 
 
 def measure(kind: str, sim: SegmentSimulator, tmp: str) -> Dict[str, Any]:
@@ -126,7 +133,7 @@ def measure(kind: str, sim: SegmentSimulator, tmp: str) -> Dict[str, Any]:
     process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
-    out, err = process.communicate()
+    _, err = process.communicate()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{kind} failed:\n{err[-3000:]}")
     return {
@@ -134,7 +141,7 @@ def measure(kind: str, sim: SegmentSimulator, tmp: str) -> Dict[str, Any]:
         "wall_s": wall,
         "cpu_s": usage.ru_utime + usage.ru_stime,
         "peak_rss_mib": usage.ru_maxrss / 1024,
-        "rows": json.loads(out.strip().splitlines()[-1])["rows"],
+        "rows": loaded_rows(work + ".duckdb"),
     }
 
 
