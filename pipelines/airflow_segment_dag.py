@@ -19,8 +19,9 @@ Why a plain task calling the source, not dlt's `PipelineTasksGroup` (dlt.helpers
 - its decompositions split a source into tasks per resource, which this source must not do (the
   resources of a workspace share one client, its rate limits and its failure), and it cannot be
   mapped over workspaces, which Airflow's dynamic task mapping does in one line.
-It runs the same code as the Dagster assets (`scheduled.run`): per workspace its own dlt pipeline
-and state (kept in the destination, so any worker can run it), `recover_interrupted_load` first.
+It runs the same code as the Dagster assets (`scheduled.run`, which is `load_segment`): per
+workspace its own dlt pipeline and state (kept in the destination, so any worker can run it), the
+run lock, recovery of an interrupted load, and the change feed.
 
 Many workspaces: one mapped task instance per workspace, `max_active_tis_per_dag=1` so they run
 one after another (two at once would merge into the same tables of the one dataset), and
@@ -51,7 +52,8 @@ SETTINGS = read_settings()  # dlt's configuration; no request is made while the 
 def segment_source_dag() -> None:
     @task(max_active_tis_per_dag=1)
     def load(workspace: Optional[str]) -> Dict[str, int]:
-        """Rows written per table; fails (RunFailed, one paragraph) when the workspace failed."""
+        """Rows written per table; fails (RunFailed, one paragraph) when the workspace or a table
+        failed, or another run of its pipeline holds the lock."""
         return run(read_settings(), workspace, logging.getLogger("airflow.task"))
 
     workspaces: List[Optional[str]] = [*SETTINGS.workspaces] or [None]  # None: every token in one task
