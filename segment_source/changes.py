@@ -117,6 +117,11 @@ class ChangeSummary:
         return sum(1 for c in self.changes if c.change == kind)
 
     @property
+    def recorded(self) -> int:
+        """Rows added to the `changes` table, a workspace's first load included."""
+        return len(self.changes) + self.initial
+
+    @property
     def created(self) -> int:
         return self.count("created")
 

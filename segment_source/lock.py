@@ -152,12 +152,10 @@ def create_pipeline(**kwargs: Any) -> dlt.Pipeline:
     """
     from dlt.common.pipeline import get_dlt_pipelines_dir
 
-    directory = kwargs.get("pipelines_dir") or get_dlt_pipelines_dir()
     name = kwargs.get("pipeline_name")
     if not name:  # dlt's default name, the script's; nothing of ours to serialize on
         return dlt.pipeline(**kwargs)
-    os.makedirs(directory, exist_ok=True)
-    fd = os.open(os.path.join(directory, f"{name}.create.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = _open_lock_file(os.path.join(kwargs.get("pipelines_dir") or get_dlt_pipelines_dir(), f"{name}.create.lock"))
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # held for the milliseconds dlt takes to build the pipeline
         return dlt.pipeline(**kwargs)
@@ -167,9 +165,7 @@ def create_pipeline(**kwargs: Any) -> dlt.Pipeline:
 
 @contextlib.contextmanager
 def _local_lock(path: str, me: Holder, poll: Callable[[Callable[[], Optional[str]]], None]) -> Iterator[None]:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    # never deleted: a run that opened the old file and one that created a new one would both hold "the" lock
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = _open_lock_file(path)
     try:
 
         def try_take() -> Optional[str]:
@@ -200,6 +196,13 @@ def _local_lock(path: str, me: Holder, poll: Callable[[Callable[[], Optional[str
             os.ftruncate(fd, 0)  # a clean release leaves no holder behind; the unlock is the close below
     finally:
         os.close(fd)
+
+
+def _open_lock_file(path: str) -> int:
+    """The lock file at `path`, created with its directory if missing. Never deleted: a process that
+    opened the old file and one that created a new one would both hold "the" lock."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
 
 def _read(fd: int) -> str:

@@ -121,5 +121,4 @@ def run(settings: Settings, workspace: Optional[str], log: Any) -> Dict[str, int
             log.warning(line)
     log.info(str(info))
     log.info(changes.describe())
-    recorded = len(changes.changes) + changes.initial
-    return {**report.rows_loaded, **({CHANGES_TABLE: recorded} if recorded else {})}
+    return {**report.rows_loaded, **({CHANGES_TABLE: changes.recorded} if changes.recorded else {})}
