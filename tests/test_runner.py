@@ -80,9 +80,10 @@ def statement_sizes(monkeypatch):
     return record_calls(monkeypatch, DuckDbSqlClient, "execute_fragments", lambda _, f: sum(len(x) for x in f))
 
 
-def test_into_duckdb_rows_go_in_small_statements_unless_the_factory_sets_its_own(tmp_path, monkeypatch):
-    """DuckDB's parser holds a statement as many times its size, outside `memory_limit`: the
-    2,600 destinations of the medium workspace go in statements of about 32 KiB, not one of MiBs."""
+def test_into_duckdb_inserts_go_in_small_statements_unless_the_factory_sets_its_own(tmp_path, monkeypatch):
+    """Where a factory chose INSERTs over parquet: DuckDB's parser holds a statement as many times
+    its size, outside `memory_limit`, so the 2,600 destinations of the medium workspace go in
+    statements of about 32 KiB, not one of MiBs."""
     import dlt
 
     from segment_source.run_settings import DUCKDB_STATEMENT_BYTES
@@ -96,13 +97,64 @@ def test_into_duckdb_rows_go_in_small_statements_unless_the_factory_sets_its_own
         load_segment(make_pipeline(factory, tmp_path / name), source.with_resources("destinations"), report)
         return list(sizes)
 
+    def inserts(name, **caps):
+        path = str(tmp_path / f"{name}.duckdb")
+        return dlt.destinations.duckdb(path, preferred_loader_file_format="insert_values", **caps)
+
     with SegmentSimulator(generate_workspace("medium")) as simulator:
-        default = dlt.destinations.duckdb(str(tmp_path / "default.duckdb"))
-        ours = load(default, "default")
+        factory = inserts("ours")
+        ours = load(factory, "ours")
         assert sum(ours) > 20 * DUCKDB_STATEMENT_BYTES and max(ours) <= DUCKDB_STATEMENT_BYTES
-        assert "max_query_length" not in default.caps_params, "the user's factory is left as it was"
-        larger = load(dlt.destinations.duckdb(str(tmp_path / "own.duckdb"), max_query_length=2**25), "own")
+        assert "max_query_length" not in factory.caps_params, "the user's factory is left as it was"
+        larger = load(inserts("own", max_query_length=2**25), "own")
     assert max(larger) > 10 * DUCKDB_STATEMENT_BYTES and len(larger) < len(ours) / 10
+
+
+def data_rows(pipeline):
+    """Every data table's rows, without dlt's own columns and the run's timestamps (`valid_from`,
+    `valid_to`, `changed_at`), sorted: what two loads of the same workspace must agree on."""
+    schema = pipeline.default_schema
+    skip = {"valid_from", "valid_to", "changed_at"}
+    tables = {}
+    for table in schema.data_table_names(seen_data_only=True):
+        columns = sorted(c for c in schema.get_table_columns(table) if not c.startswith("_dlt") and c not in skip)
+        listed = ", ".join(f'"{c}"' for c in columns)
+        tables[table] = (columns, sorted(map(repr, rows(pipeline, f"SELECT {listed} FROM {{{table}}}"))))
+    return tables
+
+
+def load_files(info):
+    """The formats of a load's data files (`parquet`, `insert_values`): not dlt's own tables, nor the
+    `sql` jobs of its merges."""
+    jobs = [job.job_file_info for package in info.load_packages for job in package.jobs["completed_jobs"]]
+    return {job.file_format for job in jobs if not job.table_name.startswith("_dlt") and job.file_format != "sql"}
+
+
+def test_into_duckdb_rows_go_as_parquet_files_and_load_what_inserts_load(tmp_path, simulator):
+    """DuckDB reads parquet without parsing SQL; every default table of the workspace, its history
+    and the change feed hold the same rows as with dlt's INSERTs, and the user's factory (or one
+    that chose INSERTs) is left as it was."""
+    import dlt
+
+    def load(factory, name):
+        report = RunReport()
+        pipeline = make_pipeline(factory, tmp_path / name)
+        source = segment_source(api_key=simulator.token, base_url=simulator.url, report=report)
+        info, _, changes = load_segment(pipeline, source, report)
+        return pipeline, info, changes
+
+    default = dlt.destinations.duckdb(str(tmp_path / "default.duckdb"))
+    parquet, info, changes = load(default, "default")
+    assert load_files(info) == {"parquet"} and changes.initial > 0
+    assert "preferred_loader_file_format" not in default.caps_params, "the user's factory is left as it was"
+    chosen = dlt.destinations.duckdb(str(tmp_path / "inserts.duckdb"), preferred_loader_file_format="insert_values")
+    inserts, info, _ = load(chosen, "inserts")
+    assert load_files(info) == {"insert_values"}
+
+    loaded = data_rows(parquet)
+    assert loaded == data_rows(inserts)
+    assert {"sources", "destinations", "sources_history", "changes"} <= set(loaded)
+    assert len(loaded) > 40 and sum(len(table_rows) for _, table_rows in loaded.values()) > 400
 
 
 def writer_buffers(monkeypatch):
