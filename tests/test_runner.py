@@ -157,6 +157,36 @@ def test_into_duckdb_rows_go_as_parquet_files_and_load_what_inserts_load(tmp_pat
     assert len(loaded) > 40 and sum(len(table_rows) for _, table_rows in loaded.values()) > 400
 
 
+def test_a_duckdb_pipeline_loaded_with_inserts_goes_on_with_parquet(tmp_path, simulator):
+    """An upgrade: tables and history written by INSERTs take the next run's parquet files, and a
+    rename (with a NUL character, which parquet keeps) is one new version and one `updated` change."""
+    import dlt
+
+    path = str(tmp_path / "segment.duckdb")
+
+    def load(factory):
+        pipeline = dlt.pipeline(
+            "upgraded", destination=factory, dataset_name="segment_data", pipelines_dir=str(tmp_path)
+        )
+        report = RunReport()
+        source = segment_source(api_key=simulator.token, base_url=simulator.url, report=report)
+        info, _, changes = load_segment(pipeline, source.with_resources("sources", "destinations"), report)
+        return pipeline, info, changes
+
+    _, info, first = load(dlt.destinations.duckdb(path, preferred_loader_file_format="insert_values"))
+    assert load_files(info) == {"insert_values"} and first.initial > 0
+    renamed = simulator.workspace.ids("sources")[0]
+    simulator.workspace.rename("sources", renamed, "Renamed\x00 at midnight")
+    pipeline, info, second = load(dlt.destinations.duckdb(path))
+    assert load_files(info) == {"parquet"}
+    assert [(c.change, c.object_id, c.fields_changed) for c in second.changes] == [("updated", renamed, ("name",))]
+    versions = "SELECT name, valid_to IS NULL FROM {sources_history} WHERE id = %s ORDER BY valid_from"
+    assert rows(pipeline, versions, renamed)[-1] == ("Renamed\x00 at midnight", True)
+    assert len(rows(pipeline, versions, renamed)) == 2
+    open_versions = "SELECT count(*), count(DISTINCT id) FROM {sources_history} WHERE valid_to IS NULL"
+    assert rows(pipeline, open_versions) == rows(pipeline, "SELECT count(*), count(*) FROM {sources}")
+
+
 def writer_buffers(monkeypatch):
     """The buffer size of every writer dlt writes rows with (extract's and normalize's), per row batch."""
     from dlt.common.data_writers.buffered import BufferedDataWriter
