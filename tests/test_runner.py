@@ -9,6 +9,13 @@ from segment_source.runner import HistoryDropRefused
 from tests.support import make_pipeline, rows
 
 
+def run_segment(pipeline, simulator, *resources, **kwargs):
+    """`load_segment` on the simulator's workspace (only `resources`, if named): its `SegmentLoad`."""
+    report = RunReport()
+    source = segment_source(api_key=simulator.token, base_url=simulator.url, report=report)
+    return load_segment(pipeline, source.with_resources(*resources) if resources else source, report, **kwargs)
+
+
 @pytest.fixture
 def duckdb_pipeline(tmp_path):
     import dlt
@@ -45,9 +52,7 @@ def test_a_source_without_its_report_is_refused(duckdb_pipeline, simulator):
 
 def test_a_full_refresh_that_would_drop_history_needs_drop_history(duckdb_pipeline, simulator):
     def load(**kwargs):
-        report = RunReport()
-        source = segment_source(api_key=simulator.token, base_url=simulator.url, report=report)
-        return load_segment(duckdb_pipeline, source.with_resources("sources"), report, **kwargs)
+        return run_segment(duckdb_pipeline, simulator, "sources", **kwargs)
 
     load()
     simulator.workspace.rename("sources", simulator.workspace.ids("sources")[0], "Renamed")
@@ -92,9 +97,7 @@ def test_into_duckdb_inserts_go_in_small_statements_unless_the_factory_sets_its_
 
     def load(factory, name):
         sizes.clear()
-        report = RunReport()
-        source = segment_source(api_key=simulator.token, base_url=simulator.url, report=report)
-        load_segment(make_pipeline(factory, tmp_path / name), source.with_resources("destinations"), report)
+        run_segment(make_pipeline(factory, tmp_path / name), simulator, "destinations")
         return list(sizes)
 
     def inserts(name, **caps):
@@ -137,10 +140,8 @@ def test_into_duckdb_rows_go_as_parquet_files_and_load_what_inserts_load(tmp_pat
     import dlt
 
     def load(factory, name):
-        report = RunReport()
         pipeline = make_pipeline(factory, tmp_path / name)
-        source = segment_source(api_key=simulator.token, base_url=simulator.url, report=report)
-        info, _, changes = load_segment(pipeline, source, report)
+        info, _, changes = run_segment(pipeline, simulator)
         return pipeline, info, changes
 
     default = dlt.destinations.duckdb(str(tmp_path / "default.duckdb"))
@@ -168,9 +169,7 @@ def test_a_duckdb_pipeline_loaded_with_inserts_goes_on_with_parquet(tmp_path, si
         pipeline = dlt.pipeline(
             "upgraded", destination=factory, dataset_name="segment_data", pipelines_dir=str(tmp_path)
         )
-        report = RunReport()
-        source = segment_source(api_key=simulator.token, base_url=simulator.url, report=report)
-        info, _, changes = load_segment(pipeline, source.with_resources("sources", "destinations"), report)
+        info, _, changes = run_segment(pipeline, simulator, "sources", "destinations")
         return pipeline, info, changes
 
     _, info, first = load(dlt.destinations.duckdb(path, preferred_loader_file_format="insert_values"))
@@ -202,9 +201,7 @@ def test_normalize_writes_every_500_rows_unless_configured_and_the_run_leaves_no
     from segment_source.run_settings import NORMALIZE_BUFFER_ITEMS
 
     def load():
-        report = RunReport()
-        source = segment_source(api_key=simulator.token, base_url=simulator.url, report=report)
-        load_segment(duckdb_pipeline, source.with_resources("sources", "destinations"), report)
+        run_segment(duckdb_pipeline, simulator, "sources", "destinations")
 
     sizes = writer_buffers(monkeypatch)
     load()
