@@ -180,8 +180,8 @@ def test_a_duckdb_pipeline_loaded_with_inserts_goes_on_with_parquet(tmp_path, si
     assert load_files(info) == {"parquet"}
     assert [(c.change, c.object_id, c.fields_changed) for c in second.changes] == [("updated", renamed, ("name",))]
     versions = "SELECT name, valid_to IS NULL FROM {sources_history} WHERE id = %s ORDER BY valid_from"
-    assert rows(pipeline, versions, renamed)[-1] == ("Renamed\x00 at midnight", True)
-    assert len(rows(pipeline, versions, renamed)) == 2
+    history = rows(pipeline, versions, renamed)
+    assert history[-1] == ("Renamed\x00 at midnight", True) and len(history) == 2
     open_versions = "SELECT count(*), count(DISTINCT id) FROM {sources_history} WHERE valid_to IS NULL"
     assert rows(pipeline, open_versions) == rows(pipeline, "SELECT count(*), count(*) FROM {sources}")
 
