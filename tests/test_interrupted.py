@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,30 +76,54 @@ def change(ws):
     ws.add("sources", name="Added before the interrupted run")
 
 
-@pytest.mark.parametrize("kill_point", ["extract", "normalize", "load_jobs", "merge"])
-def test_a_killed_run_then_a_rerun_equals_an_uninterrupted_run(tmp_path, kill_point):
-    with SegmentSimulator(generate_workspace("small")) as sim:
-        finish(run(sim, tmp_path, "reference"))
-        finish(run(sim, tmp_path, "interrupted"))
-        change(sim.workspace)
-        finish(run(sim, tmp_path, "reference"))
+def copy_pipeline(directory, source, target):
+    """A copy of the pipeline `source` (its DuckDB file and dlt's working directory) as `target`:
+    what running `source`'s runs again as `target` would leave."""
+    shutil.copyfile(directory / f"{source}.duckdb", directory / f"{target}.duckdb")
+    shutil.copytree(directory / f"{source}_dlt", directory / f"{target}_dlt")
 
-        if kill_point == "extract":
-            sim.faults = Faults(latency_ms=40)  # slow pages, so the kill lands mid-extract
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    """A simulator and, in one directory, a pipeline per kill point that loaded its workspace once
+    (copies of one run), and `reference`, which loaded it again after the workspace changed:
+    what every interrupted pipeline must end with."""
+    directory = tmp_path_factory.mktemp("killed")
+    with SegmentSimulator(generate_workspace("small")) as sim:
+        finish(run(sim, directory, "reference"))
+        for kill_point in KILL_POINTS:
+            copy_pipeline(directory, "reference", kill_point)
+        change(sim.workspace)
+        finish(run(sim, directory, "reference"))
+        yield sim, directory
+
+
+KILL_POINTS = ["extract", "normalize", "load_jobs", "merge"]
+
+
+# one worker runs them all: they share `loaded`'s runs (`--dist loadgroup` in pyproject.toml)
+@pytest.mark.xdist_group("killed_runs")
+@pytest.mark.parametrize("kill_point", KILL_POINTS)
+def test_a_killed_run_then_a_rerun_equals_an_uninterrupted_run(loaded, kill_point):
+    sim, directory = loaded
+    if kill_point == "extract":
+        sim.faults = Faults(latency_ms=40)  # slow pages, so the kill lands mid-extract
+        try:
             sim.clear_log()
-            process = run(sim, tmp_path, "interrupted")
+            process = run(sim, directory, kill_point)
             while len(sim.requests) < 8 and process.poll() is None:
                 time.sleep(0.01)
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=60)
+        finally:
             sim.faults = None
-        else:
-            process = run(sim, tmp_path, "interrupted", kill_point)
-            process.wait(timeout=300)
-        assert process.returncode == -signal.SIGKILL, process.stderr.read()
+    else:
+        process = run(sim, directory, kill_point, kill_point)
+        process.wait(timeout=300)
+    assert process.returncode == -signal.SIGKILL, process.stderr.read()
 
-        finish(run(sim, tmp_path, "interrupted"))
-    reference, interrupted = snapshot(tmp_path, "reference"), snapshot(tmp_path, "interrupted")
+    finish(run(sim, directory, kill_point))
+    reference, interrupted = snapshot(directory, "reference"), snapshot(directory, kill_point)
     assert sorted(interrupted) == sorted(reference)
     for table in reference:
         extra = sorted(set(interrupted[table]) - set(reference[table]))
