@@ -9,8 +9,27 @@ from segment_simulator import SegmentSimulator, generate_workspace
 from tests.support import CURRENT_TABLES, SURFACE, expected, load, loaded, make_pipeline, minimal_requests, rows
 
 
-def test_a_full_run_loads_exactly_the_workspace_into_every_table(pipeline, simulator):
-    load(pipeline, simulator)
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def full_run(request, tmp_path_factory):
+    """One full run of the small workspace into each destination: the tests marked `one_full_run`
+    read what it loaded and what it asked for, and change neither (they run in one worker)."""
+    tmp_path = tmp_path_factory.mktemp("full_run")
+    if request.param == "duckdb":
+        destination = dlt.destinations.duckdb(str(tmp_path / "segment.duckdb"))
+    else:
+        destination = dlt.destinations.postgres(request.getfixturevalue("postgres").dsn)
+    with SegmentSimulator(generate_workspace("small")) as simulator:
+        pipeline = make_pipeline(destination, tmp_path)
+        load(pipeline, simulator)
+        yield pipeline, simulator
+
+
+one_full_run = pytest.mark.xdist_group("one_full_run")
+
+
+@one_full_run
+def test_a_full_run_loads_exactly_the_workspace_into_every_table(full_run):
+    pipeline, simulator = full_run
     want = expected(simulator.workspace)
     assert loaded(pipeline) == want
     for table in SURFACE:
@@ -18,14 +37,16 @@ def test_a_full_run_loads_exactly_the_workspace_into_every_table(pipeline, simul
         assert rows(pipeline, f"SELECT count(*) FROM {{{table}}}")[0][0] == len(want[table]), table
 
 
-def test_every_row_carries_the_workspace_id(pipeline, simulator):
-    load(pipeline, simulator)
+@one_full_run
+def test_every_row_carries_the_workspace_id(full_run):
+    pipeline, simulator = full_run
     for table in list(SURFACE) + [t + "_history" for t in CURRENT_TABLES]:
         assert rows(pipeline, f"SELECT DISTINCT workspace_id FROM {{{table}}}") == [(simulator.workspace.id,)], table
 
 
-def test_destinations_carry_their_source_and_segments_their_space(pipeline, simulator):
-    load(pipeline, simulator)
+@one_full_run
+def test_destinations_carry_their_source_and_segments_their_space(full_run):
+    pipeline, simulator = full_run
     ws = simulator.workspace
     assert set(rows(pipeline, "SELECT id, source_id FROM {destinations}")) == {
         (d["id"], d["sourceId"]) for d in ws.listing("destinations")
@@ -35,8 +56,9 @@ def test_destinations_carry_their_source_and_segments_their_space(pipeline, simu
     }
 
 
-def test_catalog_metadata_is_reduced_to_id_slug_and_name(pipeline, simulator):
-    load(pipeline, simulator)
+@one_full_run
+def test_catalog_metadata_is_reduced_to_id_slug_and_name(full_run):
+    pipeline, simulator = full_run
     columns = set(pipeline.default_schema.get_table_columns("destinations"))
     assert {"metadata__id", "metadata__slug", "metadata__name"} <= columns
     assert not [
@@ -51,8 +73,9 @@ def test_catalog_metadata_is_reduced_to_id_slug_and_name(pipeline, simulator):
         assert (meta_id, slug, name) == (catalog[dest_id]["id"], catalog[dest_id]["slug"], catalog[dest_id]["name"])
 
 
-def test_settings_land_as_one_json_column(pipeline, simulator):
-    load(pipeline, simulator)
+@one_full_run
+def test_settings_land_as_one_json_column(full_run):
+    pipeline, simulator = full_run
     for table in ("sources", "destinations", "warehouses"):
         columns = pipeline.default_schema.get_table_columns(table)
         assert columns["settings"]["data_type"] == "json"
@@ -65,16 +88,18 @@ def test_settings_land_as_one_json_column(pipeline, simulator):
     assert settings["secretId"].startswith("<redacted:")
 
 
-def test_a_small_workspace_costs_one_request_per_list(pipeline, simulator):
-    load(pipeline, simulator)
+@one_full_run
+def test_a_small_workspace_costs_one_request_per_list(full_run):
+    pipeline, simulator = full_run
     ws = simulator.workspace
     assert len(simulator.requests) == minimal_requests(ws)
     assert [r.path for r in simulator.requests].count("/") == 1
     assert all(r.status == 200 for r in simulator.requests)
 
 
-def test_every_list_asks_for_the_largest_page_the_endpoint_allows(pipeline, simulator):
-    load(pipeline, simulator)
+@one_full_run
+def test_every_list_asks_for_the_largest_page_the_endpoint_allows(full_run):
+    pipeline, simulator = full_run
     sizes = {}
     for r in simulator.requests:
         endpoint = "/" + r.path.split("/")[-1] if r.path.count("/") > 1 else r.path
