@@ -70,7 +70,17 @@ def settings_of(value: Any) -> Any:
     return value if isinstance(value, (dict, list)) or value is None else json.loads(value)
 
 
-def test_no_canary_of_any_name_or_shape_lands_anywhere(pipeline, tmp_path):
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def canaries_loaded(request, tmp_path_factory):
+    """A small workspace with a canary planted in every place a secret can hide, every table loaded
+    (the default surface and the opt-in ones) into each destination. The two tests below only read
+    what it left (they run in one worker)."""
+    tmp_path = tmp_path_factory.mktemp("canaries")
+    if request.param == "duckdb":
+        destination = dlt.destinations.duckdb(str(tmp_path / "segment.duckdb"))
+    else:
+        destination = dlt.destinations.postgres(request.getfixturevalue("postgres").dsn)
+    pipeline = make_pipeline(destination, tmp_path)
     ws = generate_workspace("small")
     canaries = plant_canaries(ws)
     served = json.dumps(
@@ -79,6 +89,12 @@ def test_no_canary_of_any_name_or_shape_lands_anywhere(pipeline, tmp_path):
     with SegmentSimulator(ws, token=TOKEN) as sim:
         load(pipeline, sim, *ALL_TABLES)
         secrets = sim.secret_values()  # the catalog's (write keys, settings, code) and the canaries
+    return pipeline, tmp_path, ws, canaries, served, secrets
+
+
+@pytest.mark.xdist_group("canaries_loaded")
+def test_no_canary_of_any_name_or_shape_lands_anywhere(canaries_loaded):
+    pipeline, tmp_path, _, canaries, served, secrets = canaries_loaded
     assert {c.value for c in canaries} <= set(secrets)
     assert [c.kind for c in canaries if c.value not in served] == [], "every canary is served"
     places = everything_stored(pipeline, tmp_path)
@@ -93,11 +109,9 @@ def test_no_canary_of_any_name_or_shape_lands_anywhere(pipeline, tmp_path):
     assert [place for place, text in places.items() if TOKEN in text or key in text] == []
 
 
-def test_the_non_secret_values_users_query_are_still_there(pipeline):
-    ws = generate_workspace("small")
-    canaries = plant_canaries(ws)
-    with SegmentSimulator(ws) as sim:
-        load(pipeline, sim, *ALL_TABLES)
+@pytest.mark.xdist_group("canaries_loaded")
+def test_the_non_secret_values_users_query_are_still_there(canaries_loaded):
+    pipeline, _, ws, canaries, _, _ = canaries_loaded
     kept = ("region", "stream", "bucket", "roleAddress", "measurementId", "portalId", "appId", "endpoint", "channels")
     loaded = {i: settings_of(s) for i, s in rows(pipeline, "SELECT id, settings FROM {destinations}")}
     expected = [(d["id"], k, d["settings"][k]) for d in ws.listing("destinations") for k in kept if k in d["settings"]]
