@@ -11,7 +11,7 @@ import pytest
 
 from segment_simulator import SegmentSimulator, generate_workspace
 from tests import postgres_server
-from tests.support import make_pipeline
+from tests.support import make_pipeline, real_destination
 
 DESTINATIONS = ["duckdb", "postgres"]
 
@@ -34,10 +34,7 @@ def simulator() -> Iterator[SegmentSimulator]:
 @pytest.fixture(params=DESTINATIONS)
 def destination(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
     """A real destination: an embedded DuckDB file, or a schema in the test PostgreSQL server."""
-    if request.param == "duckdb":
-        return dlt.destinations.duckdb(str(tmp_path / "segment.duckdb"))
-    server = request.getfixturevalue("postgres")
-    return dlt.destinations.postgres(server.dsn)
+    return real_destination(request.param, tmp_path, request)
 
 
 @pytest.fixture

@@ -16,6 +16,14 @@ CORE_TABLES = ("workspace", "sources", "destinations", "warehouses", "warehouse_
 """The seven core tables: the workspace, its sources, destinations and warehouses, Engage audiences."""
 
 
+def real_destination(name: str, directory: Any, request: Any) -> Any:
+    """A real destination by `name`: an embedded DuckDB file in `directory`, or the test PostgreSQL
+    server (the `postgres` fixture, which `request` starts once per worker)."""
+    if name == "duckdb":
+        return dlt.destinations.duckdb(str(directory / "segment.duckdb"))
+    return dlt.destinations.postgres(request.getfixturevalue("postgres").dsn)
+
+
 def make_pipeline(destination: Any, tmp_path: Any, dataset_name: str = "segment_data") -> dlt.Pipeline:
     name = f"test_{uuid.uuid4().hex[:10]}"
     return dlt.pipeline(

@@ -6,7 +6,17 @@ import dlt
 import pytest
 
 from segment_simulator import SegmentSimulator, generate_workspace
-from tests.support import CURRENT_TABLES, SURFACE, expected, load, loaded, make_pipeline, minimal_requests, rows
+from tests.support import (
+    CURRENT_TABLES,
+    SURFACE,
+    expected,
+    load,
+    loaded,
+    make_pipeline,
+    minimal_requests,
+    real_destination,
+    rows,
+)
 
 
 @pytest.fixture(scope="module", params=["duckdb", "postgres"])
@@ -14,10 +24,7 @@ def full_run(request, tmp_path_factory):
     """One full run of the small workspace into each destination: the tests marked `one_full_run`
     read what it loaded and what it asked for, and change neither (they run in one worker)."""
     tmp_path = tmp_path_factory.mktemp("full_run")
-    if request.param == "duckdb":
-        destination = dlt.destinations.duckdb(str(tmp_path / "segment.duckdb"))
-    else:
-        destination = dlt.destinations.postgres(request.getfixturevalue("postgres").dsn)
+    destination = real_destination(request.param, tmp_path, request)
     with SegmentSimulator(generate_workspace("small")) as simulator:
         pipeline = make_pipeline(destination, tmp_path)
         load(pipeline, simulator)

@@ -19,7 +19,7 @@ from segment_source import ENDPOINTS, segment_source
 from segment_source.endpoints import BY_TABLE
 from segment_source.errors import ConfigurationError
 from segment_source.redaction import fingerprint, redact_item, token_key
-from tests.support import load, make_pipeline, rows
+from tests.support import load, make_pipeline, real_destination, rows
 
 TOKEN = "sgp_TEST9f3b2c71e04d4a5f8b6cTOKEN"
 REPO = Path(__file__).resolve().parents[1]
@@ -76,10 +76,7 @@ def canaries_loaded(request, tmp_path_factory):
     (the default surface and the opt-in ones) into each destination. The two tests below only read
     what it left (they run in one worker)."""
     tmp_path = tmp_path_factory.mktemp("canaries")
-    if request.param == "duckdb":
-        destination = dlt.destinations.duckdb(str(tmp_path / "segment.duckdb"))
-    else:
-        destination = dlt.destinations.postgres(request.getfixturevalue("postgres").dsn)
+    destination = real_destination(request.param, tmp_path, request)
     pipeline = make_pipeline(destination, tmp_path)
     ws = generate_workspace("small")
     canaries = plant_canaries(ws)
