@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Dict, List, cast
 
 import dlt
+import pytest
 import sqlglot
 from dlt.common.schema.utils import get_nested_tables
 from dlt.destinations.impl.snowflake.snowflake import SnowflakeMergeJob
@@ -29,7 +30,7 @@ from segment_source.changes import (
     record_changes,
 )
 from segment_source.endpoints import BY_TABLE
-from tests.support import CURRENT_TABLES, load, rows
+from tests.support import CURRENT_TABLES, load, make_pipeline, real_destination, rows
 from tests.test_pipeline_script import REPO, run_script, simulator_env
 from tests.test_readme import README
 from tests.test_snowflake import FAKE_CREDENTIALS
@@ -86,14 +87,26 @@ def test_the_first_load_is_recorded_as_initial_and_alerts_on_nothing(pipeline, s
     ]
 
 
-def test_edits_between_runs_are_found_exactly_in_the_feed_and_its_json(pipeline, simulator):
-    load(pipeline, simulator)
-    record_changes(pipeline)
-    expected = edit_workspace(simulator.workspace)
-    load(pipeline, simulator)
-    summary = record_changes(pipeline)
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def edited(request, tmp_path_factory):
+    """Into each destination: a first load, edits in the workspace, a second load, each run's feed
+    recorded. The pipeline, the simulator, the changes a person expects and the second run's summary;
+    the tests of `edited` go on from there (they run in one worker)."""
+    tmp_path = tmp_path_factory.mktemp("edited")
+    pipeline = make_pipeline(real_destination(request.param, tmp_path, request), tmp_path)
+    with SegmentSimulator(generate_workspace("small")) as simulator:
+        load(pipeline, simulator)
+        record_changes(pipeline)
+        expected = edit_workspace(simulator.workspace)
+        load(pipeline, simulator)
+        yield pipeline, simulator, expected, record_changes(pipeline)
+
+
+@pytest.mark.xdist_group("edited")
+def test_edits_between_runs_are_found_exactly_in_the_feed_and_its_json(edited):
+    pipeline, _, expected, summary = edited
     assert as_set(summary.to_json()) == expected
-    assert set(rows(pipeline, FEED)) == expected
+    assert set(rows(pipeline, FEED)) == expected  # a rerun without changes (below) adds nothing to it
     counts = {kind: sum(1 for e in expected if e[2] == kind) for kind in ("created", "updated", "deleted")}
     assert (summary.created, summary.updated, summary.deleted) == tuple(counts.values())
     assert summary.describe().startswith(
@@ -102,16 +115,12 @@ def test_edits_between_runs_are_found_exactly_in_the_feed_and_its_json(pipeline,
     )
 
 
-def test_a_change_names_the_object_the_run_and_who_did_it(pipeline, simulator):
+@pytest.mark.xdist_group("edited")
+def test_a_change_names_the_object_the_run_and_who_did_it(edited):
+    pipeline, simulator, expected, _ = edited
     ws = simulator.workspace
-    load(pipeline, simulator)
-    record_changes(pipeline)
-    source = ws.ids("sources")[1]
-    ws.rename("sources", source, "Web (renamed)")
-    user = ws.ids("users")[0]
-    ws.delete("users", user)
-    load(pipeline, simulator)
-    record_changes(pipeline)
+    (source,) = [i for t, i, _, _ in expected if t == "sources"]  # renamed
+    (user,) = [i for t, i, _, _ in expected if t == "users"]  # deleted
     ((name, changed_at, valid_from, actor, audit_type),) = rows(
         pipeline,
         "SELECT c.object_name, c.changed_at, h.valid_from, c.actor, c.audit_type"
@@ -119,18 +128,20 @@ def test_a_change_names_the_object_the_run_and_who_did_it(pipeline, simulator):
         " WHERE c.object_id = %s AND NOT c.initial_load",
         source,
     )
-    assert (name, changed_at, actor, audit_type) == ("Web (renamed)", valid_from, ws.token_actor, "Source Modified")
+    assert (name, changed_at, actor, audit_type) == (
+        "Checkout (renamed)",
+        valid_from,
+        ws.token_actor,
+        "Source Modified",
+    )
     assert rows(
         pipeline, "SELECT change, audit_type FROM {changes} WHERE object_id = %s AND NOT initial_load", user
     ) == [("deleted", "User Deleted")]
 
 
-def test_a_rerun_without_changes_adds_nothing(pipeline, simulator):
-    load(pipeline, simulator)
-    record_changes(pipeline)
-    edit_workspace(simulator.workspace)
-    load(pipeline, simulator)
-    record_changes(pipeline)
+@pytest.mark.xdist_group("edited")
+def test_a_rerun_without_changes_adds_nothing(edited):
+    pipeline, simulator, _, _ = edited
     before = rows(pipeline, "SELECT count(*) FROM {changes}")
     load(pipeline, simulator)
     summary = record_changes(pipeline)
