@@ -125,18 +125,44 @@ def test_every_list_asks_for_the_largest_page_the_endpoint_allows(full_run):
     assert all(size == {1000} for size in sizes.values()), sizes
 
 
-def test_a_medium_workspace_is_paged_through_completely(tmp_path):
+@pytest.fixture(scope="module")
+def medium_run(tmp_path_factory):
+    """The medium workspace loaded into DuckDB, and the requests that took: the tests marked
+    `one_medium_run` start from it (the rerun's test loads it again, which changes nothing)."""
+    tmp_path = tmp_path_factory.mktemp("medium")
     with SegmentSimulator(generate_workspace("medium")) as sim:
         pipeline = make_pipeline(dlt.destinations.duckdb(str(tmp_path / "medium.duckdb")), tmp_path)
         load(pipeline, sim)
-        ws = sim.workspace
-        assert loaded(pipeline) == expected(ws)
-        pages = {path: len(sim.requests_to(path)) for path in ("/sources", "/destinations")}
-        assert pages == {"/sources": 2, "/destinations": 3}  # 1250 and 2600 items at 1000 a page
-        biggest_space = ws.ids("spaces")[0]
-        audience_pages = sim.requests_to(f"/spaces/{biggest_space}/audiences")
-        assert len(audience_pages) == 2 and "pagination[cursor]" in audience_pages[1].params
-        assert len(sim.requests) == minimal_requests(ws)
+        yield pipeline, sim, list(sim.requests)
+
+
+one_medium_run = pytest.mark.xdist_group("one_medium_run")
+
+
+@one_medium_run
+def test_a_medium_workspace_is_paged_through_completely(medium_run):
+    pipeline, sim, requests = medium_run
+    ws = sim.workspace
+    assert loaded(pipeline) == expected(ws)
+    pages = {path: len([r for r in requests if r.path == path]) for path in ("/sources", "/destinations")}
+    assert pages == {"/sources": 2, "/destinations": 3}  # 1250 and 2600 items at 1000 a page
+    biggest_space = ws.ids("spaces")[0]
+    audience_pages = [r for r in requests if r.path == f"/spaces/{biggest_space}/audiences"]
+    assert len(audience_pages) == 2 and "pagination[cursor]" in audience_pages[1].params
+    assert len(requests) == minimal_requests(ws)
+
+
+@one_medium_run
+def test_a_medium_no_change_rerun_skips_every_rules_request(medium_run):
+    pipeline, sim, first = medium_run
+    full_audit = len([r for r in first if r.path == "/audit-events"])
+    sim.clear_log()
+    load(pipeline, sim)
+    rules_pages = sum(max(1, -(-len(sim.workspace.rules(p)) // 1000)) for p in sim.workspace.ids("tracking_plans"))
+    # the audit trail starts at the newest loaded event: one page instead of all of them
+    assert (full_audit, len(sim.requests_to("/audit-events"))) == (2, 1)
+    assert len(sim.requests) == len(first) - rules_pages - (full_audit - 1)
+    assert loaded(pipeline, CURRENT_TABLES) == expected(sim.workspace, CURRENT_TABLES)
 
 
 @pytest.mark.parametrize("resource", ["sources", "warehouse_sources"])

@@ -7,7 +7,7 @@ import pytest
 
 from segment_simulator import SegmentSimulator, generate_workspace
 from segment_source import RunReport, segment_source
-from tests.support import CURRENT_TABLES, SURFACE, expected, load, loaded, minimal_requests, rows
+from tests.support import SURFACE, expected, load, loaded, rows
 
 
 def as_json(value):
@@ -239,23 +239,3 @@ def test_warehouse_syncs_are_read_incrementally(pipeline, simulator):
     load(pipeline, simulator, "warehouse_syncs")
     keys = rows(pipeline, "SELECT warehouse_id, source_id, start FROM {warehouse_syncs}")
     assert len(keys) == len(set(keys)) == sum(len(ws.syncs_of(w)) for w in ws.ids("warehouses"))
-
-
-def test_a_medium_no_change_rerun_skips_every_rules_request(tmp_path):
-    import dlt
-
-    from tests.support import make_pipeline
-
-    with SegmentSimulator(generate_workspace("medium")) as sim:
-        pipeline = make_pipeline(dlt.destinations.duckdb(str(tmp_path / "m.duckdb")), tmp_path)
-        load(pipeline, sim)
-        full = len(sim.requests)
-        assert full == minimal_requests(sim.workspace)
-        full_audit = len(sim.requests_to("/audit-events"))
-        sim.clear_log()
-        load(pipeline, sim)
-        rules_pages = sum(max(1, -(-len(sim.workspace.rules(p)) // 1000)) for p in sim.workspace.ids("tracking_plans"))
-        # the audit trail starts at the newest loaded event: one page instead of all of them
-        assert (full_audit, len(sim.requests_to("/audit-events"))) == (2, 1)
-        assert len(sim.requests) == full - rules_pages - (full_audit - 1)
-        assert loaded(pipeline, CURRENT_TABLES) == expected(sim.workspace, CURRENT_TABLES)
