@@ -28,6 +28,9 @@ def rules_requests(sim):
 
 # ---- tracking plan rules: fetched again only for plans that changed -------------------------
 
+PROTOCOLS = ("tracking_plans", "tracking_plan_rules")
+"""What a test of the rules alone loads; the tests of a rerun and of a deleted plan load every table."""
+
 
 def test_a_rerun_without_changes_asks_for_no_rules(pipeline, simulator):
     load(pipeline, simulator)
@@ -43,13 +46,13 @@ def test_a_rerun_without_changes_asks_for_no_rules(pipeline, simulator):
 def test_rules_are_fetched_again_only_for_the_plan_that_changed(pipeline, simulator):
     ws = simulator.workspace
     changed, unchanged = ws.ids("tracking_plans")[:2]
-    load(pipeline, simulator)
+    load(pipeline, simulator, *PROTOCOLS)
     untouched = plan_rules(pipeline, unchanged)
     rule = ws.rules(changed)[0]
     ws.update_rule(changed, rule["type"], rule.get("key"), jsonSchema={"type": "object", "description": "changed"})
     ws.add_rule(changed, "TRACK", "Brand New Event")
     simulator.clear_log()
-    load(pipeline, simulator)
+    load(pipeline, simulator, *PROTOCOLS)
     assert rules_requests(simulator) == [changed]
     assert loaded(pipeline, ["tracking_plan_rules"]) == expected(ws, ["tracking_plan_rules"])
     assert plan_rules(pipeline, unchanged) == untouched
@@ -78,10 +81,10 @@ def test_rules_of_a_deleted_plan_leave_the_current_table_and_are_retired_in_hist
 def test_a_rule_removed_from_a_plan_is_removed_from_the_table(pipeline, simulator):
     ws = simulator.workspace
     plan = ws.ids("tracking_plans")[0]
-    load(pipeline, simulator)
+    load(pipeline, simulator, *PROTOCOLS)
     rule = ws.rules(plan)[-1]
     ws.delete_rule(plan, rule["type"], rule.get("key"))
-    load(pipeline, simulator)
+    load(pipeline, simulator, *PROTOCOLS)
     assert loaded(pipeline, ["tracking_plan_rules"]) == expected(ws, ["tracking_plan_rules"])
 
 
