@@ -76,9 +76,12 @@ def change(ws):
     ws.add("sources", name="Added before the interrupted run")
 
 
+KILL_POINTS = ["extract", "normalize", "load_jobs", "merge"]
+
+
 def copy_pipeline(directory, source, target):
-    """A copy of the pipeline `source` (its DuckDB file and dlt's working directory) as `target`:
-    what running `source`'s runs again as `target` would leave."""
+    """The pipeline `source` (its DuckDB file and dlt's working directory) copied as `target`, as if
+    `target` had made the runs `source` made."""
     shutil.copyfile(directory / f"{source}.duckdb", directory / f"{target}.duckdb")
     shutil.copytree(directory / f"{source}_dlt", directory / f"{target}_dlt")
 
@@ -96,9 +99,6 @@ def loaded(tmp_path_factory):
         change(sim.workspace)
         finish(run(sim, directory, "reference"))
         yield sim, directory
-
-
-KILL_POINTS = ["extract", "normalize", "load_jobs", "merge"]
 
 
 # one worker runs them all: they share `loaded`'s runs (`--dist loadgroup` in pyproject.toml)
