@@ -11,9 +11,7 @@ import pytest
 
 from segment_simulator import SegmentSimulator, generate_workspace
 from tests import postgres_server
-from tests.support import make_pipeline, real_destination
-
-DESTINATIONS = ["duckdb", "postgres"]
+from tests.support import DESTINATIONS, make_pipeline, real_destination
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,10 @@ CORE_TABLES = ("workspace", "sources", "destinations", "warehouses", "warehouse_
 """The seven core tables: the workspace, its sources, destinations and warehouses, Engage audiences."""
 
 
+DESTINATIONS = ["duckdb", "postgres"]
+"""The real destinations a test of loading runs against (`real_destination`)."""
+
+
 def real_destination(name: str, directory: Any, request: Any) -> Any:
     """A real destination by `name`: an embedded DuckDB file in `directory`, or the test PostgreSQL
     server (the `postgres` fixture, which `request` starts once per worker)."""

@@ -30,7 +30,7 @@ from segment_source.changes import (
     record_changes,
 )
 from segment_source.endpoints import BY_TABLE
-from tests.support import CURRENT_TABLES, load, make_pipeline, real_destination, rows
+from tests.support import CURRENT_TABLES, DESTINATIONS, load, make_pipeline, real_destination, rows
 from tests.test_pipeline_script import REPO, run_script, simulator_env
 from tests.test_readme import README
 from tests.test_snowflake import FAKE_CREDENTIALS
@@ -87,7 +87,7 @@ def test_the_first_load_is_recorded_as_initial_and_alerts_on_nothing(pipeline, s
     ]
 
 
-@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+@pytest.fixture(scope="module", params=DESTINATIONS)
 def edited(request, tmp_path_factory):
     """Into each destination: a first load, edits in the workspace, a second load, each run's feed
     recorded. The pipeline, the simulator, the changes a person expects and the second run's summary;
@@ -102,7 +102,10 @@ def edited(request, tmp_path_factory):
         yield pipeline, simulator, expected, record_changes(pipeline)
 
 
-@pytest.mark.xdist_group("edited")
+after_edits = pytest.mark.xdist_group("edited")
+
+
+@after_edits
 def test_edits_between_runs_are_found_exactly_in_the_feed_and_its_json(edited):
     pipeline, _, expected, summary = edited
     assert as_set(summary.to_json()) == expected
@@ -115,7 +118,7 @@ def test_edits_between_runs_are_found_exactly_in_the_feed_and_its_json(edited):
     )
 
 
-@pytest.mark.xdist_group("edited")
+@after_edits
 def test_a_change_names_the_object_the_run_and_who_did_it(edited):
     pipeline, simulator, expected, _ = edited
     ws = simulator.workspace
@@ -139,7 +142,7 @@ def test_a_change_names_the_object_the_run_and_who_did_it(edited):
     ) == [("deleted", "User Deleted")]
 
 
-@pytest.mark.xdist_group("edited")
+@after_edits
 def test_a_rerun_without_changes_adds_nothing(edited):
     pipeline, simulator, _, _ = edited
     before = rows(pipeline, "SELECT count(*) FROM {changes}")

@@ -8,6 +8,7 @@ import pytest
 from segment_simulator import SegmentSimulator, generate_workspace
 from tests.support import (
     CURRENT_TABLES,
+    DESTINATIONS,
     SURFACE,
     expected,
     load,
@@ -19,7 +20,7 @@ from tests.support import (
 )
 
 
-@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+@pytest.fixture(scope="module", params=DESTINATIONS)
 def full_run(request, tmp_path_factory):
     """One full run of the small workspace into each destination: the tests marked `one_full_run`
     read what it loaded and what it asked for, and change neither (they run in one worker)."""

@@ -19,7 +19,7 @@ from segment_source import ENDPOINTS, segment_source
 from segment_source.endpoints import BY_TABLE
 from segment_source.errors import ConfigurationError
 from segment_source.redaction import fingerprint, redact_item, token_key
-from tests.support import load, make_pipeline, real_destination, rows
+from tests.support import DESTINATIONS, load, make_pipeline, real_destination, rows
 
 TOKEN = "sgp_TEST9f3b2c71e04d4a5f8b6cTOKEN"
 REPO = Path(__file__).resolve().parents[1]
@@ -70,7 +70,7 @@ def settings_of(value: Any) -> Any:
     return value if isinstance(value, (dict, list)) or value is None else json.loads(value)
 
 
-@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+@pytest.fixture(scope="module", params=DESTINATIONS)
 def canaries_loaded(request, tmp_path_factory):
     """A small workspace with a canary planted in every place a secret can hide, every table loaded
     (the default surface and the opt-in ones) into each destination. The two tests below only read
@@ -89,7 +89,10 @@ def canaries_loaded(request, tmp_path_factory):
     return pipeline, tmp_path, ws, canaries, served, secrets
 
 
-@pytest.mark.xdist_group("canaries_loaded")
+reads_canaries = pytest.mark.xdist_group("canaries_loaded")
+
+
+@reads_canaries
 def test_no_canary_of_any_name_or_shape_lands_anywhere(canaries_loaded):
     pipeline, tmp_path, _, canaries, served, secrets = canaries_loaded
     assert {c.value for c in canaries} <= set(secrets)
@@ -106,7 +109,7 @@ def test_no_canary_of_any_name_or_shape_lands_anywhere(canaries_loaded):
     assert [place for place, text in places.items() if TOKEN in text or key in text] == []
 
 
-@pytest.mark.xdist_group("canaries_loaded")
+@reads_canaries
 def test_the_non_secret_values_users_query_are_still_there(canaries_loaded):
     pipeline, _, ws, canaries, _, _ = canaries_loaded
     kept = ("region", "stream", "bucket", "roleAddress", "measurementId", "portalId", "appId", "endpoint", "channels")
