@@ -87,6 +87,28 @@ def test_the_first_load_is_recorded_as_initial_and_alerts_on_nothing(pipeline, s
     ]
 
 
+def test_a_feed_that_fails_halfway_records_nothing_and_the_next_call_records_it_all(pipeline, simulator, monkeypatch):
+    load(pipeline, simulator)
+    read, table_changes = [], ChangeFeed.table_changes
+
+    def failing_third(feed, endpoint, *args):
+        read.append(endpoint.table)
+        if len(read) == 3:
+            raise RuntimeError("the warehouse went away")
+        return table_changes(feed, endpoint, *args)
+
+    monkeypatch.setattr(ChangeFeed, "table_changes", failing_third)
+    with pytest.raises(Exception, match="the warehouse went away"):
+        record_changes(pipeline)
+    assert len(read) == 3  # two tables' changes were already on their way to dlt
+    assert CHANGES_TABLE not in pipeline.default_schema.data_table_names(seen_data_only=True)
+    monkeypatch.undo()
+    summary = record_changes(pipeline)
+    versions = sum(rows(pipeline, f"SELECT count(*) FROM {{{t}_history}}")[0][0] for t in CURRENT_TABLES)
+    assert summary.initial == versions
+    assert rows(pipeline, "SELECT count(*), count(DISTINCT _dlt_load_id) FROM {changes}") == [(versions, 1)]
+
+
 @pytest.fixture(scope="module", params=DESTINATIONS)
 def edited(request, tmp_path_factory):
     """Into each destination: a first load, edits in the workspace, a second load, each run's feed

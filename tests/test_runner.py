@@ -1,5 +1,9 @@
 """`load_segment`: one call for orchestrators, which sees every failure as an exception."""
 
+import os
+
+import dlt
+import duckdb
 import pytest
 
 from segment_simulator import SegmentSimulator, generate_workspace
@@ -18,7 +22,6 @@ def run_segment(pipeline, simulator, *resources, **kwargs):
 
 @pytest.fixture
 def duckdb_pipeline(tmp_path):
-    import dlt
 
     return make_pipeline(dlt.destinations.duckdb(str(tmp_path / "segment.duckdb")), tmp_path)
 
@@ -89,7 +92,6 @@ def test_into_duckdb_inserts_go_in_small_statements_unless_the_factory_sets_its_
     """Where a factory chose INSERTs over parquet: DuckDB's parser holds a statement as many times
     its size, outside `memory_limit`, so the 2,600 destinations of the medium workspace go in
     statements of about 32 KiB, not one of MiBs."""
-    import dlt
 
     from segment_source.run_settings import DUCKDB_STATEMENT_BYTES
 
@@ -111,6 +113,39 @@ def test_into_duckdb_inserts_go_in_small_statements_unless_the_factory_sets_its_
         assert "max_query_length" not in factory.caps_params, "the user's factory is left as it was"
         larger = load(inserts("own", max_query_length=2**25), "own")
     assert max(larger) > 10 * DUCKDB_STATEMENT_BYTES and len(larger) < len(ours) / 10
+
+
+def duckdb_threads(monkeypatch):
+    """DuckDB's `threads` setting in each load job of the test, as the job's connection sees it."""
+    from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
+
+    def threads(client, sql, *_):
+        return client.native_connection.execute("SELECT current_setting('threads')").fetchone()[0]
+
+    return record_calls(monkeypatch, DuckDbSqlClient, "execute_sql", threads)
+
+
+def test_into_duckdb_each_query_runs_on_one_thread_unless_configured(tmp_path, monkeypatch):
+    """Two load jobs run at once; within one, DuckDB's own threads each read a few of the file's
+    small row groups and hold them at once (the change feed's first load of the large workspace:
+    38 MiB more instead of 66)."""
+    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+    threads = duckdb_threads(monkeypatch)
+    with SegmentSimulator(generate_workspace("small")) as simulator:
+        pipeline = make_pipeline(dlt.destinations.duckdb(str(tmp_path / "ours.duckdb")), tmp_path / "ours")
+        run_segment(pipeline, simulator, "sources")
+        assert set(threads) == {1}
+        assert "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG" not in os.environ, "the run leaves no setting behind"
+        threads.clear()
+        with pipeline.sql_client() as client:
+            client.execute_sql("SELECT 1")
+        default = duckdb.connect().execute("SELECT current_setting('threads')").fetchone()[0]
+        assert set(threads) == {default}, "after the run, DuckDB's default"
+        threads.clear()
+        own = DuckDbCredentials(str(tmp_path / "own.duckdb"), global_config={"threads": 2})
+        run_segment(make_pipeline(dlt.destinations.duckdb(own), tmp_path / "own"), simulator, "sources")
+        assert set(threads) == {2}
 
 
 def data_rows(pipeline):
@@ -137,7 +172,6 @@ def test_into_duckdb_rows_go_as_parquet_files_and_load_what_inserts_load(tmp_pat
     """DuckDB reads parquet without parsing SQL; every default table of the workspace, its history
     and the change feed hold the same rows as with dlt's INSERTs, and the user's factory (or one
     that chose INSERTs) is left as it was."""
-    import dlt
 
     def load(factory, name):
         pipeline = make_pipeline(factory, tmp_path / name)
@@ -161,7 +195,6 @@ def test_into_duckdb_rows_go_as_parquet_files_and_load_what_inserts_load(tmp_pat
 def test_a_duckdb_pipeline_loaded_with_inserts_goes_on_with_parquet(tmp_path, simulator):
     """An upgrade: tables and history written by INSERTs take the next run's parquet files, and a
     rename (with a NUL character, which parquet keeps) is one new version and one `updated` change."""
-    import dlt
 
     path = str(tmp_path / "segment.duckdb")
 
@@ -196,7 +229,6 @@ def writer_buffers(monkeypatch):
 def test_normalize_writes_every_500_rows_unless_configured_and_the_run_leaves_no_setting_behind(
     duckdb_pipeline, simulator, monkeypatch
 ):
-    import os
 
     from segment_source.run_settings import NORMALIZE_BUFFER_ITEMS
 
