@@ -44,7 +44,7 @@ def run_settings(pipeline: "dlt.Pipeline") -> Iterator[None]:
     - dlt's default of 20 load threads only competes for the same CPUs, and each concurrent merge
       holds its table's rows in its transaction (large workspace on 2 CPUs, with dlt's 16 MiB
       statements: 1,276 MiB with 20 threads, 565 MiB with 2).
-    - and one DuckDB thread per query, not one per CPU: the load jobs already run side by side, and
+    - One DuckDB thread per query, not one per CPU: the load jobs already run side by side, and
       DuckDB's threads each read some of a parquet file's row groups (500 rows each, normalize's
       buffer) and hold them at once. The change feed's first load of the large workspace (61,719
       rows in one file) grew the process by 38 MiB instead of 66, the main load's peak fell by about

@@ -22,7 +22,6 @@ def run_segment(pipeline, simulator, *resources, **kwargs):
 
 @pytest.fixture
 def duckdb_pipeline(tmp_path):
-
     return make_pipeline(dlt.destinations.duckdb(str(tmp_path / "segment.duckdb")), tmp_path)
 
 
@@ -92,7 +91,6 @@ def test_into_duckdb_inserts_go_in_small_statements_unless_the_factory_sets_its_
     """Where a factory chose INSERTs over parquet: DuckDB's parser holds a statement as many times
     its size, outside `memory_limit`, so the 2,600 destinations of the medium workspace go in
     statements of about 32 KiB, not one of MiBs."""
-
     from segment_source.run_settings import DUCKDB_STATEMENT_BYTES
 
     sizes = statement_sizes(monkeypatch)
@@ -195,7 +193,6 @@ def test_into_duckdb_rows_go_as_parquet_files_and_load_what_inserts_load(tmp_pat
 def test_a_duckdb_pipeline_loaded_with_inserts_goes_on_with_parquet(tmp_path, simulator):
     """An upgrade: tables and history written by INSERTs take the next run's parquet files, and a
     rename (with a NUL character, which parquet keeps) is one new version and one `updated` change."""
-
     path = str(tmp_path / "segment.duckdb")
 
     def load(factory):
@@ -229,7 +226,6 @@ def writer_buffers(monkeypatch):
 def test_normalize_writes_every_500_rows_unless_configured_and_the_run_leaves_no_setting_behind(
     duckdb_pipeline, simulator, monkeypatch
 ):
-
     from segment_source.run_settings import NORMALIZE_BUFFER_ITEMS
 
     def load():
