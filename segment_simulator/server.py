@@ -117,8 +117,9 @@ class SegmentSimulator:
         with self._log_lock:
             self.requests.clear()
 
-    def requests_to(self, path: str) -> List[RecordedRequest]:
-        return [r for r in self.requests if r.path == path]
+    def requests_to(self, path: str, log: Optional[Sequence[RecordedRequest]] = None) -> List[RecordedRequest]:
+        """The requests to `path` in the log (or in `log`, a copy of it taken earlier)."""
+        return [r for r in (self.requests if log is None else log) if r.path == path]
 
     def secret_values(self) -> List[str]:
         """Every plaintext secret any workspace has served (write keys, settings)."""

@@ -75,12 +75,17 @@ def edit_workspace(ws):
     }
 
 
+def history_versions(pipeline):
+    """Versions in all the history tables: what a first load records as initial changes."""
+    return sum(rows(pipeline, f"SELECT count(*) FROM {{{t}_history}}")[0][0] for t in CURRENT_TABLES)
+
+
 def test_the_first_load_is_recorded_as_initial_and_alerts_on_nothing(pipeline, simulator):
     load(pipeline, simulator)
     summary = record_changes(pipeline)
     assert (summary.created, summary.updated, summary.deleted) == (0, 0, 0)
     assert summary.to_json()["changes"] == []
-    versions = sum(rows(pipeline, f"SELECT count(*) FROM {{{t}_history}}")[0][0] for t in CURRENT_TABLES)
+    versions = history_versions(pipeline)
     assert summary.initial == versions > 100
     assert rows(pipeline, "SELECT change, initial_load, count(*) FROM {changes} GROUP BY change, initial_load") == [
         ("created", True, versions)
@@ -104,7 +109,7 @@ def test_a_feed_that_fails_halfway_records_nothing_and_the_next_call_records_it_
     assert CHANGES_TABLE not in pipeline.default_schema.data_table_names(seen_data_only=True)
     monkeypatch.undo()
     summary = record_changes(pipeline)
-    versions = sum(rows(pipeline, f"SELECT count(*) FROM {{{t}_history}}")[0][0] for t in CURRENT_TABLES)
+    versions = history_versions(pipeline)
     assert summary.initial == versions
     assert rows(pipeline, "SELECT count(*), count(DISTINCT _dlt_load_id) FROM {changes}") == [(versions, 1)]
 

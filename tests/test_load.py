@@ -145,10 +145,10 @@ def test_a_medium_workspace_is_paged_through_completely(medium_run):
     pipeline, sim, requests = medium_run
     ws = sim.workspace
     assert loaded(pipeline) == expected(ws)
-    pages = {path: len([r for r in requests if r.path == path]) for path in ("/sources", "/destinations")}
+    pages = {path: len(sim.requests_to(path, requests)) for path in ("/sources", "/destinations")}
     assert pages == {"/sources": 2, "/destinations": 3}  # 1250 and 2600 items at 1000 a page
     biggest_space = ws.ids("spaces")[0]
-    audience_pages = [r for r in requests if r.path == f"/spaces/{biggest_space}/audiences"]
+    audience_pages = sim.requests_to(f"/spaces/{biggest_space}/audiences", requests)
     assert len(audience_pages) == 2 and "pagination[cursor]" in audience_pages[1].params
     assert len(requests) == minimal_requests(ws)
 
@@ -156,7 +156,7 @@ def test_a_medium_workspace_is_paged_through_completely(medium_run):
 @one_medium_run
 def test_a_medium_no_change_rerun_skips_every_rules_request(medium_run):
     pipeline, sim, first = medium_run
-    full_audit = len([r for r in first if r.path == "/audit-events"])
+    full_audit = len(sim.requests_to("/audit-events", first))
     sim.clear_log()
     load(pipeline, sim)
     rules_pages = sum(max(1, -(-len(sim.workspace.rules(p)) // 1000)) for p in sim.workspace.ids("tracking_plans"))
