@@ -634,11 +634,34 @@ class WorkspaceReader:
 
 def _narrow(value: Any, path: str, wide: List[str]) -> Any:
     """`value` with every integer outside the signed 64-bit range turned into its decimal text; the
-    dotted paths of those integers are added to `wide` (`settings.limit`, `items[].size`)."""
+    dotted paths of those integers are added to `wide` (`settings.limit`, `items[].size`).
+
+    `value` itself when it holds none, as nearly every row does: copying every row, with the path
+    of each of its values, made this 2.4 times as costly (0.100 against 0.042 ms a row, the medium
+    workspace's sources and destinations)."""
+    return _narrowed(value, path, wide) if _has_wide(value) else value
+
+
+def _has_wide(value: Any) -> bool:
+    # loops, not any(): a generator per container made the check half as fast again
     if isinstance(value, dict):
-        return {k: _narrow(v, f"{path}.{k}" if path else str(k), wide) for k, v in value.items()}
+        for item in value.values():
+            if _has_wide(item):
+                return True
+        return False
     if isinstance(value, list):
-        return [_narrow(v, f"{path}[]", wide) for v in value]
+        for item in value:
+            if _has_wide(item):
+                return True
+        return False
+    return isinstance(value, int) and not isinstance(value, bool) and not INT64[0] <= value <= INT64[1]
+
+
+def _narrowed(value: Any, path: str, wide: List[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _narrowed(v, f"{path}.{k}" if path else str(k), wide) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_narrowed(v, f"{path}[]", wide) for v in value]
     if isinstance(value, int) and not isinstance(value, bool) and not INT64[0] <= value <= INT64[1]:
         wide.append(path)
         return str(value)
