@@ -17,6 +17,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.wait import WebDriverWait
 
 from segment_simulator import SimulatedWorkspace, demo_workspace, generate_workspace
 from segment_source.workspace_map import read_map, render_html
@@ -211,7 +212,10 @@ def test_a_workspace_of_a_thousand_sources_opens_as_a_few_closed_groups(tmp_path
     assert not any(g.get_attribute("open") for g in groups)
     assert shown_sources(browser) == set()  # closed: no source drawn until a group opens
     groups[0].find_element(By.TAG_NAME, "summary").click()
-    assert len(shown_sources(browser)) == int(groups[0].find_element(By.CSS_SELECTOR, "summary .n").text.split()[0])
+    count = int(groups[0].find_element(By.CSS_SELECTOR, "summary .n").text.split()[0])
+    # a group is drawn on its `toggle` event, which the browser fires after the click returns
+    WebDriverWait(browser, 10).until(lambda b: shown_sources(b))
+    assert len(shown_sources(browser)) == count
 
     source = next(iter(expected["sources"].values()))
     search(browser, source["id"])
