@@ -654,6 +654,10 @@ def _has_wide(value: Any) -> bool:
             if _has_wide(item):
                 return True
         return False
+    return _is_wide(value)
+
+
+def _is_wide(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and not INT64[0] <= value <= INT64[1]
 
 
@@ -662,7 +666,7 @@ def _narrowed(value: Any, path: str, wide: List[str]) -> Any:
         return {k: _narrowed(v, f"{path}.{k}" if path else str(k), wide) for k, v in value.items()}
     if isinstance(value, list):
         return [_narrowed(v, f"{path}[]", wide) for v in value]
-    if isinstance(value, int) and not isinstance(value, bool) and not INT64[0] <= value <= INT64[1]:
+    if _is_wide(value):
         wide.append(path)
         return str(value)
     return value

@@ -214,8 +214,7 @@ def test_a_workspace_of_a_thousand_sources_opens_as_a_few_closed_groups(tmp_path
     groups[0].find_element(By.TAG_NAME, "summary").click()
     count = int(groups[0].find_element(By.CSS_SELECTOR, "summary .n").text.split()[0])
     # a group is drawn on its `toggle` event, which the browser fires after the click returns
-    WebDriverWait(browser, 10).until(lambda b: shown_sources(b))
-    assert len(shown_sources(browser)) == count
+    assert len(WebDriverWait(browser, 10).until(shown_sources)) == count
 
     source = next(iter(expected["sources"].values()))
     search(browser, source["id"])
