@@ -31,9 +31,11 @@ import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Type
+from urllib.parse import urlencode
 
 import requests
 import urllib3
+from dlt.common import logger as dlt_logger
 from dlt.common.configuration import resolve_configuration
 from dlt.common.configuration.specs import RuntimeConfiguration
 from dlt.common.jsonpath import JSONPath, compile_path, find_values
@@ -45,6 +47,9 @@ from dlt.sources.helpers.rest_client.paginators import (
     JSONResponseCursorPaginator,
     SinglePagePaginator,
 )
+from requests.cookies import RequestsCookieJar
+from requests.sessions import merge_hooks
+from requests.structures import CaseInsensitiveDict
 
 from segment_source import redaction
 from segment_source.errors import (
@@ -259,6 +264,41 @@ class SegmentSession(Session):
         self.deadline = DEADLINE_FACTOR * timeout
         self.media_types = media_types
 
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+        """requests' own preparation of a request without a body, cookies or environment (the
+        client's every request), in a third of its CPU; any other request goes through requests.
+
+        requests merges the session's and the request's settings with checks that cost 10-20 µs
+        each on Python 3.11 (`isinstance` against a typing `Protocol`) and builds a cookie header
+        from an empty jar: 0.4 of 1.8 ms of CPU per request of a fan-out, measured
+        (`benchmarks/request_cpu.py`). The result is the same `PreparedRequest` (a test compares
+        the two for each kind of request the client sends)."""
+        if (
+            self.trust_env
+            or self.auth is not None
+            or self.params
+            or len(self.cookies)
+            or request.cookies
+            or request.data
+            or request.files
+            or request.json is not None
+            or not isinstance(request.params, dict)
+            or request.url is None
+        ):
+            return super().prepare_request(request)
+        headers: "CaseInsensitiveDict[Any]" = CaseInsensitiveDict(self.headers)
+        headers.update(request.headers or {})
+        params = [(k, v) for k, values in request.params.items() for v in _param_values(values) if v is not None]
+        prepared = requests.PreparedRequest()
+        prepared.prepare_method(request.method)
+        prepared.prepare_url(request.url, urlencode(params))
+        prepared.prepare_headers({k: v for k, v in headers.items() if v is not None})
+        prepared._cookies = RequestsCookieJar()  # what requests keeps for redirects: none here
+        prepared.prepare_body(request.data, request.files, request.json)
+        prepared.prepare_auth(request.auth, request.url)
+        prepared.prepare_hooks(merge_hooks(request.hooks, self.hooks))
+        return prepared
+
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         attempt, rate_limited = 0, 0
         path = _path(request.url)
@@ -323,6 +363,11 @@ class SegmentSession(Session):
         self.stats.retried(reason, delay)
         logger.info("GET %s answered %s; retrying in %.2fs", _path(request.url), reason, delay)
         time.sleep(delay)
+
+
+def _param_values(values: Any) -> Any:
+    """A query parameter's values as requests reads them: a string, or anything not iterable, is one."""
+    return [values] if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__") else values
 
 
 # ---- pages ---------------------------------------------------------------------------------
@@ -420,6 +465,12 @@ class SegmentRESTClient(RESTClient):
                 f" {sorted(data)}). The Public API may have changed; please report this."
             )
         return items
+
+    def _log_request(self, request: requests.Request, prepared_url: str) -> None:
+        """dlt's line per request, built only when dlt logs at INFO or below: dlt builds it first
+        (the URL parsed, its query rewritten) and its logger then drops it, 50 µs a request."""
+        if dlt_logger.is_logging() and dlt_logger.LOGGER.isEnabledFor(logging.INFO):
+            super()._log_request(request, prepared_url)
 
 
 @dataclass
