@@ -88,6 +88,25 @@ def test_any_other_request_is_prepared_by_requests_itself(change):
     assert fields(ours) == fields(theirs)
 
 
+@pytest.mark.parametrize(
+    "session_proxies, session_verify, proxies, stream, verify, cert",
+    [
+        ({}, True, {}, None, None, None),  # what dlt's RESTClient passes on every request
+        ({"https": "http://proxy:3128"}, "/etc/ca.pem", {}, None, None, None),  # HTTPS_PROXY, REQUESTS_CA_BUNDLE
+        ({"https": "http://proxy:3128"}, True, {"https": None, "http": "http://other:80"}, True, False, "c.pem"),
+    ],
+)
+def test_the_send_settings_are_merged_as_requests_merges_them(
+    session_proxies, session_verify, proxies, stream, verify, cert
+):
+    session = SegmentClient(BASE, "sgp_token")._rest.session
+    session.proxies.update(session_proxies)
+    session.verify = session_verify
+    ours = session.merge_environment_settings(BASE, dict(proxies), stream, verify, cert)
+    theirs = requests.Session.merge_environment_settings(session, BASE, dict(proxies), stream, verify, cert)
+    assert ours == theirs
+
+
 class Recorder(http.server.BaseHTTPRequestHandler):
     """Two pages of sources; the first answer sets a cookie, as a load balancer may."""
 
