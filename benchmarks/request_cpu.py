@@ -8,7 +8,8 @@ in turn, a round at a time, and prints the median CPU of the sending thread per 
 - `http.client`: one kept-alive connection and `json.loads`, the floor;
 - `urllib3`: what requests sends with;
 - `requests.Session`: `get(...).json()`, without reading the environment;
-- `SegmentClient, requests' preparation`: the client with `requests.Session.prepare_request`;
+- `SegmentClient, as requests and dlt do it`: the client with requests' own `prepare_request` and
+  `merge_environment_settings` and dlt's `_log_request` (what it used before it did these itself);
 - `SegmentClient`: the client as it is (dlt's `RESTClient`, the paginator, pacing, envelope checks).
 """
 
@@ -19,11 +20,13 @@ import statistics
 import subprocess
 import sys
 import time
+from functools import partial
 from typing import Callable, Dict, List
 from urllib.parse import urlsplit
 
 import requests
 import urllib3
+from dlt.sources.helpers.rest_client import RESTClient
 
 from segment_source.client import SegmentClient, SegmentSession
 
@@ -58,15 +61,19 @@ def layers(base: str) -> Dict[str, Callable[[str], object]]:
     session.trust_env = False
     ours = SegmentClient(base, TOKEN)
     theirs = SegmentClient(base, TOKEN)
-    theirs._rest.session.prepare_request = (  # type: ignore[method-assign]  # requests' own, for this client only
-        lambda request: requests.Session.prepare_request(theirs._rest.session, request)
+    # requests' own preparation and merge, and dlt's log line, for this client only
+    session_of_theirs = theirs._rest.session
+    session_of_theirs.prepare_request = partial(requests.Session.prepare_request, session_of_theirs)  # type: ignore[method-assign]
+    session_of_theirs.merge_environment_settings = partial(  # type: ignore[method-assign]
+        requests.Session.merge_environment_settings, session_of_theirs
     )
+    theirs._rest._log_request = partial(RESTClient._log_request, theirs._rest)  # type: ignore[method-assign]
     assert isinstance(ours._rest.session, SegmentSession)
     return {
         "http.client": raw,
         "urllib3": lambda p: pool.request("GET", f"{base}/{p}", fields=count, headers=headers).json(),
         "requests.Session": lambda p: session.get(f"{base}/{p}", params=count, headers=headers).json(),
-        "SegmentClient, requests' preparation": lambda p: list(theirs.pages(p, "filters", 1000)),
+        "SegmentClient, as requests and dlt do it": lambda p: list(theirs.pages(p, "filters", 1000)),
         "SegmentClient": lambda p: list(ours.pages(p, "filters", 1000)),
     }
 
@@ -94,10 +101,10 @@ def main() -> None:
         process.wait()
     floor = statistics.median(cpu["http.client"])
     print(f"{args.requests} requests a layer, {args.rounds} rounds; median CPU of the sending thread per request")
-    print(f"{'layer':<38} {'µs':>6} {'÷ http.client':>14}  rounds")
+    print(f"{'layer':<42} {'µs':>6} {'÷ http.client':>14}  rounds")
     for name, values in cpu.items():
         median = statistics.median(values)
-        print(f"{name:<38} {median:>6.0f} {median / floor:>14.1f}  {', '.join(f'{v:.0f}' for v in values)}")
+        print(f"{name:<42} {median:>6.0f} {median / floor:>14.1f}  {', '.join(f'{v:.0f}' for v in values)}")
 
 
 if __name__ == "__main__":
