@@ -43,6 +43,10 @@ from segment_source.endpoints import ENDPOINTS, EmbeddedEndpoint, Endpoint, Incr
 from segment_source.errors import AuthenticationError, NotFoundError, SegmentSourceError, UnexpectedResponseError
 
 logger = logging.getLogger("segment_source")
+
+Key = Tuple[Any, ...]
+"""A row's values in its table's key columns (`Endpoint.key`)."""
+
 _SQL_SAFE = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
 FEATURE_PROBE = 3
 """A child endpoint whose first requests (up to this many) all answer 404 is missing as a
@@ -94,6 +98,8 @@ class _Listing:
     """One listing as read: (what children need of the item, row) pairs, and whether it could be confirmed."""
 
     pairs: List[Tuple[_ForChildren, Row]]
+    keys: List[Key]
+    """Each pair's row's key, in the same order."""
     confirmed: bool = True
 
 
@@ -192,8 +198,7 @@ class WorkspaceReader:
         """The endpoint's rows and their merge scope. `state` is this workspace's resource state.
         Requests start here (the workspace, parent lists) and go on while the pages are read."""
         if endpoint.identifies_workspace:
-            row = self._row(endpoint, self.info, {})
-            return Read(iter([[row] if self._is_new(endpoint, row) else []]), self.scope)
+            return Read(iter([self._page_rows(endpoint, [self.info], {}, f"GET {endpoint.path}")]), self.scope)
         if endpoint.monthly:
             return Read(self._read_monthly(endpoint, state), None)
         if endpoint.incremental and not endpoint.parent:
@@ -223,7 +228,7 @@ class WorkspaceReader:
                 continue
             done.append(params)
             confirmed = confirmed and listing.confirmed
-            yield [pair for pair in listing.pairs if self._is_new(endpoint, pair[1])]
+            yield [pair for pair, key in zip(listing.pairs, listing.keys, strict=True) if self._is_new(endpoint, key)]
         if not done:
             raise read.failures[0][1]  # every variant failed: the table fails (or is skipped) as one
         if read.failures:
@@ -249,14 +254,15 @@ class WorkspaceReader:
         for attempt in range(LISTING_REREADS + 1):
             listing, left_out = Listing(), []  # left_out: positions of items without a key
             pairs: List[Tuple[_ForChildren, Row]] = []
+            keys: List[Key] = []
             for items in self.client.pages(path, endpoint.data_key, endpoint.page_size, request, listing):
                 for position, item in enumerate(items, listing.served - len(items) + 1):
-                    row = self._keyed_row(endpoint, dict(params, **item), parent)
-                    if row is None:
+                    keyed = self._keyed_row(endpoint, dict(params, **item), parent)
+                    if keyed is None:
                         left_out.append(position)
                     else:
-                        pairs.append((self._for_children(endpoint, item), row))
-            keys = [self._key(endpoint, row) for _, row in pairs]
+                        pairs.append((self._for_children(endpoint, item), keyed[0]))
+                        keys.append(keyed[1])
             repeated = len(keys) - len(set(keys))
             if listing.agrees and not repeated:
                 break
@@ -267,7 +273,7 @@ class WorkspaceReader:
                 f" {' / '.join(endpoint.primary_key)}."
             )
         if listing.agrees and not repeated:
-            return _Listing(pairs)
+            return _Listing(pairs, keys)
         announced = ", ".join(str(t) for t in sorted(listing.totals)) or "no total"
         self._warn(
             f"{self.label}: {endpoint.table}: {where} changed while it was paged, in each of"
@@ -275,7 +281,7 @@ class WorkspaceReader:
             f" {repeated} repeated). Rows loaded before for objects this run could not confirm are kept;"
             " the next run reads it again."
         )
-        return _Listing(pairs, confirmed=False)
+        return _Listing(pairs, keys, confirmed=False)
 
     def _unconfirmed(self, endpoint: Endpoint, read: Read) -> None:
         """Shrink the read's scope to the keys it read: the rows of every other key stay, and none of
@@ -440,7 +446,7 @@ class WorkspaceReader:
         if not listing.confirmed:
             on_unconfirmed()
             self._unconfirmed(endpoint, read)
-        yield [row for _, row in listing.pairs if self._is_new(endpoint, row)]
+        yield [row for (_, row), key in zip(listing.pairs, listing.keys, strict=True) if self._is_new(endpoint, key)]
 
     # ---- incremental -----------------------------------------------------------------------
 
@@ -530,23 +536,24 @@ class WorkspaceReader:
         already loaded in this run dropped."""
         rows = []
         for position, item in enumerate(items, 1):
-            row = self._keyed_row(endpoint, item, parent)
-            if row is None:
+            keyed = self._keyed_row(endpoint, item, parent)
+            if keyed is None:
                 self._warn(
                     f"{self.label}: left out item {position} of {where} in {endpoint.table}: it has no"
                     f" {' / '.join(endpoint.primary_key)}."
                 )
-            elif self._is_new(endpoint, row):
-                rows.append(row)
+            elif self._is_new(endpoint, keyed[1]):
+                rows.append(keyed[0])
         return rows
 
-    def _keyed_row(self, endpoint: Endpoint, item: Row, parent: Row) -> Optional[Row]:
-        """The row of `item`, or None when it lacks (part of) its key."""
+    def _keyed_row(self, endpoint: Endpoint, item: Row, parent: Row) -> Optional[Tuple[Row, Key]]:
+        """The row of `item` and its key, or None when it lacks (part of) its key."""
         try:
             row = self._row(endpoint, item, parent)
         except KeyError:  # a shape that needs the missing key (a link row needs the item's id)
             return None
-        return row if self._key(endpoint, row) is not None else None
+        key = self._key(endpoint, row)
+        return None if key is None else (row, key)
 
     def _for_children(self, endpoint: Endpoint, item: Row) -> _ForChildren:
         tests = self._children_with_tests.get(endpoint.table)
@@ -560,21 +567,26 @@ class WorkspaceReader:
         )
 
     @staticmethod
-    def _key(endpoint: Endpoint, row: Row) -> Optional[Tuple[Any, ...]]:
-        """The row's key (its table's key columns), or None if part of it is missing or null."""
-        fields = {column_name(name): value for name, value in row.items()}
-        key = tuple(fields.get(column) for column in endpoint.key)
+    def _key(endpoint: Endpoint, row: Row) -> Optional[Key]:
+        """The row's key (its table's key columns), or None if part of it is missing or null. Of
+        two fields in one column (`sourceId`, `source_id`), the later one counts."""
+        key_columns = endpoint.key
+        values: Dict[str, Any] = {}
+        for name, value in row.items():
+            column = column_name(name)
+            if column in key_columns:
+                values[column] = value
+        key = tuple(values.get(column) for column in key_columns)
         return None if any(value is None for value in key) else key
 
-    def _is_new(self, endpoint: Endpoint, row: Row) -> bool:
-        """True the first time the row's key is seen in this run: a key loaded twice in one load
+    def _is_new(self, endpoint: Endpoint, key: Key) -> bool:
+        """True the first time a row's key is seen in this run: a key loaded twice in one load
         would get two open versions in the history."""
-        key = self._key(endpoint, row)
         with self._lock:
             seen = self._seen.setdefault(endpoint.table, set())
             if key in seen:
                 return False
-            seen.add(key)  # type: ignore[arg-type]  # rows here have passed `_keyed_row`
+            seen.add(key)
         return True
 
     def _row(self, endpoint: Endpoint, item: Row, parent: Row) -> Row:
