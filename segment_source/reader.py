@@ -228,7 +228,7 @@ class WorkspaceReader:
                 continue
             done.append(params)
             confirmed = confirmed and listing.confirmed
-            yield [pair for pair, key in zip(listing.pairs, listing.keys, strict=True) if self._is_new(endpoint, key)]
+            yield self._fresh(endpoint, listing)
         if not done:
             raise read.failures[0][1]  # every variant failed: the table fails (or is skipped) as one
         if read.failures:
@@ -282,6 +282,10 @@ class WorkspaceReader:
             " the next run reads it again."
         )
         return _Listing(pairs, keys, confirmed=False)
+
+    def _fresh(self, endpoint: Endpoint, listing: _Listing) -> List[Tuple[_ForChildren, Row]]:
+        """The listing's pairs whose keys this run has not loaded yet."""
+        return [pair for pair, key in zip(listing.pairs, listing.keys, strict=True) if self._is_new(endpoint, key)]
 
     def _unconfirmed(self, endpoint: Endpoint, read: Read) -> None:
         """Shrink the read's scope to the keys it read: the rows of every other key stay, and none of
@@ -446,7 +450,7 @@ class WorkspaceReader:
         if not listing.confirmed:
             on_unconfirmed()
             self._unconfirmed(endpoint, read)
-        yield [row for (_, row), key in zip(listing.pairs, listing.keys, strict=True) if self._is_new(endpoint, key)]
+        yield [row for _, row in self._fresh(endpoint, listing)]
 
     # ---- incremental -----------------------------------------------------------------------
 
