@@ -223,22 +223,36 @@ def writer_buffers(monkeypatch):
     return record_calls(monkeypatch, BufferedDataWriter, "write_data_item", lambda w, *_: w.buffer_max_items)
 
 
-def test_normalize_writes_every_500_rows_unless_configured_and_the_run_leaves_no_setting_behind(
+def test_extract_and_normalize_write_every_500_rows_unless_configured_and_the_run_leaves_no_setting_behind(
     duckdb_pipeline, simulator, monkeypatch
 ):
-    from segment_source.run_settings import NORMALIZE_BUFFER_ITEMS
+    from segment_source.run_settings import EXTRACT_BUFFER_ITEMS, NORMALIZE_BUFFER_ITEMS
 
-    def load():
+    settings = ("SOURCES__DATA_WRITER__BUFFER_MAX_ITEMS", "NORMALIZE__DATA_WRITER__BUFFER_MAX_ITEMS", "LOAD__WORKERS")
+    workspace = simulator.workspace
+
+    def load(renamed):
+        workspace.rename("sources", workspace.ids("sources")[0], renamed)
+        sizes.clear()
         run_segment(duckdb_pipeline, simulator, "sources", "destinations")
+        return set(sizes)
 
     sizes = writer_buffers(monkeypatch)
-    load()
-    assert set(sizes) == {NORMALIZE_BUFFER_ITEMS, 5000}, "normalize's writers 500, extract's dlt's default"
-    assert not any(k in os.environ for k in ("NORMALIZE__DATA_WRITER__BUFFER_MAX_ITEMS", "LOAD__WORKERS"))
+    assert load("First") == {EXTRACT_BUFFER_ITEMS, NORMALIZE_BUFFER_ITEMS} == {500}, "dlt's default is 5,000"
+    assert not any(k in os.environ for k in settings)
 
-    sizes.clear()
+    # extract's writers are dlt's [sources.data_writer]; normalize's [normalize.data_writer]
+    monkeypatch.setenv("SOURCES__DATA_WRITER__BUFFER_MAX_ITEMS", "40")
     monkeypatch.setenv("NORMALIZE__DATA_WRITER__BUFFER_MAX_ITEMS", "50")
-    simulator.workspace.rename("sources", simulator.workspace.ids("sources")[0], "Renamed")
-    load()
-    assert set(sizes) == {50, 5000}
-    assert os.environ["NORMALIZE__DATA_WRITER__BUFFER_MAX_ITEMS"] == "50"
+    assert load("Second") == {40, 50}
+    assert (
+        os.environ["SOURCES__DATA_WRITER__BUFFER_MAX_ITEMS"],
+        os.environ["NORMALIZE__DATA_WRITER__BUFFER_MAX_ITEMS"],
+    ) == ("40", "50")
+
+    # [data_writer] is both steps' own choice too
+    for variable in settings[:2]:
+        monkeypatch.delenv(variable)
+    monkeypatch.setenv("DATA_WRITER__BUFFER_MAX_ITEMS", "70")
+    assert load("Third") == {70}
+    assert not any(k in os.environ for k in settings)
