@@ -15,11 +15,11 @@ import dlt
 if TYPE_CHECKING:
     from dlt.common.destination.reference import AnyDestination
 
-NORMALIZE_BUFFER_ITEMS = 500
-"""Rows each table's writer holds before it writes them to the load file (dlt's default: 5,000)."""
-EXTRACT_BUFFER_ITEMS = 500
-"""Rows each table's writer holds in extract before it writes them to the extracted file (dlt's
-default: 5,000). dlt 1.31 resolves extract's writers under `[sources]` (`[sources.data_writer]`),
+WRITER_BUFFER_ITEMS = 500
+"""Rows each table's writer, in extract and in normalize, holds before it writes them to its file
+(dlt's default: 5,000)."""
+WRITER_SECTIONS = ("sources", "normalize")
+"""Where dlt 1.31 reads the writers' settings (`[<section>.data_writer]`): extract's under `[sources]`,
 not under the `[extract.data_writer]` its documentation names, which it does not read."""
 STATEMENT_CAP = "max_query_length"
 DUCKDB_STATEMENT_BYTES = 64 * 1024
@@ -33,8 +33,9 @@ DUCKDB_GLOBAL_CONFIG = {"threads": 1}
 
 @contextmanager
 def run_settings(pipeline: "dlt.Pipeline") -> Iterator[None]:
-    """Extract and normalize with small write buffers; into DuckDB, load parquet files with as many load threads
-    as CPUs, each query on one DuckDB thread (and, where a factory chose INSERTs, INSERTs of 32 KiB).
+    """Extract and normalize with small write buffers; into DuckDB, load parquet files with as many
+    load threads as CPUs, each query on one DuckDB thread (and, where a factory chose INSERTs,
+    INSERTs of 32 KiB).
 
     - Normalize, any destination: dlt buffers up to 5,000 rows per table before writing, and a
       workspace has dozens of tables; with 500, the large workspace's normalize peaks at 151 MiB
@@ -43,9 +44,7 @@ def run_settings(pipeline: "dlt.Pipeline") -> Iterator[None]:
       destination's row with its settings is kilobytes. With 500, whole runs of the large workspace
       (every default table, one simulator) peaked at 338-359 MiB in 4 runs against 357-383 in 7 of
       the code before; the medium workspace's, whose tables mostly hold fewer than 5,000 rows, at 287
-      and 287 MiB against 281 and 290, in 28.2 and 29.4 CPU s against 27.6 and 31.5. dlt 1.31
-      reads this from `[sources.data_writer]`; the `[extract.data_writer]` its documentation names
-      is not read.
+      and 287 MiB against 281 and 290, in 28.2 and 29.4 CPU s against 27.6 and 31.5.
     DuckDB runs in this process, so its memory and CPU are the run's:
     - dlt writes INSERT statements for DuckDB by default, which DuckDB must parse; parquet files it
       reads directly. Every default table, replaying the same extracted large workspace: normalize
@@ -68,8 +67,8 @@ def run_settings(pipeline: "dlt.Pipeline") -> Iterator[None]:
     A remote warehouse (PostgreSQL, Snowflake) keeps dlt's load defaults: there the threads wait
     on the network and the server parses the statements."""
     with ExitStack() as stack:
-        stack.enter_context(_env_default("sources.data_writer.buffer_max_items", EXTRACT_BUFFER_ITEMS))
-        stack.enter_context(_env_default("normalize.data_writer.buffer_max_items", NORMALIZE_BUFFER_ITEMS))
+        for section in WRITER_SECTIONS:
+            stack.enter_context(_env_default(f"{section}.data_writer.buffer_max_items", WRITER_BUFFER_ITEMS))
         destination = pipeline.destination
         if destination is not None and destination.destination_type.endswith(".duckdb"):
             stack.enter_context(_env_default("load.workers", os.cpu_count() or 1))

@@ -226,7 +226,7 @@ def writer_buffers(monkeypatch):
 def test_extract_and_normalize_write_every_500_rows_unless_configured_and_the_run_leaves_no_setting_behind(
     duckdb_pipeline, simulator, monkeypatch
 ):
-    from segment_source.run_settings import EXTRACT_BUFFER_ITEMS, NORMALIZE_BUFFER_ITEMS
+    from segment_source.run_settings import WRITER_BUFFER_ITEMS
 
     settings = ("SOURCES__DATA_WRITER__BUFFER_MAX_ITEMS", "NORMALIZE__DATA_WRITER__BUFFER_MAX_ITEMS", "LOAD__WORKERS")
     workspace = simulator.workspace
@@ -238,7 +238,7 @@ def test_extract_and_normalize_write_every_500_rows_unless_configured_and_the_ru
         return set(sizes)
 
     sizes = writer_buffers(monkeypatch)
-    assert load("First") == {EXTRACT_BUFFER_ITEMS, NORMALIZE_BUFFER_ITEMS} == {500}, "dlt's default is 5,000"
+    assert load("First") == {WRITER_BUFFER_ITEMS} == {500}, "extract's and normalize's writers; dlt's default is 5,000"
     assert not any(k in os.environ for k in settings)
 
     # extract's writers are dlt's [sources.data_writer]; normalize's [normalize.data_writer]
