@@ -261,6 +261,25 @@ def _on_sigterm(signum: int, frame: Optional[FrameType]) -> None:
     raise Terminated()
 
 
+@contextlib.contextmanager
+def _stop_at_the_first_signal() -> Iterator[None]:
+    """dlt holds SIGINT and SIGTERM back during normalize and load and looks for one between rounds
+    of load jobs; one that arrives after a step's last look is dropped (dlt 1.31's `run_pool`), and
+    the run went on to the change feed and exit 0. The script lets them stop it where they land
+    instead; the next run finishes or rolls back the load, as after any interruption. A
+    `[runtime] intercept_signals` of the user's (config or environment) wins."""
+    import dlt
+
+    if dlt.config.get("runtime.intercept_signals") is not None:
+        yield
+        return
+    os.environ["RUNTIME__INTERCEPT_SIGNALS"] = "false"
+    try:
+        yield
+    finally:
+        os.environ.pop("RUNTIME__INTERCEPT_SIGNALS", None)
+
+
 def interrupted_by(ex: BaseException) -> Optional[int]:
     """SIGINT or SIGTERM when `ex` (or what it wraps: dlt re-raises them in its steps) is one."""
     from segment_source.errors import causes
@@ -280,7 +299,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.getLogger("segment_source.report").setLevel(logging.ERROR)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        run(args)
+        with _stop_at_the_first_signal():
+            run(args)
     except BaseException as ex:  # noqa: BLE001 - every failure gets one readable paragraph
         sig = interrupted_by(ex)
         if sig is not None:
