@@ -22,7 +22,7 @@ import os
 import signal
 import sys
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, ContextManager, Dict, Iterator, List, Optional, Sequence
 
 from segment_source.endpoints import DEFAULT_TABLES, ENDPOINTS
 
@@ -261,23 +261,15 @@ def _on_sigterm(signum: int, frame: Optional[FrameType]) -> None:
     raise Terminated()
 
 
-@contextlib.contextmanager
-def _stop_at_the_first_signal() -> Iterator[None]:
+def _stop_at_the_first_signal() -> ContextManager[None]:
     """dlt holds SIGINT and SIGTERM back during normalize and load and looks for one between rounds
     of load jobs; one that arrives after a step's last look is dropped (dlt 1.31's `run_pool`), and
     the run went on to the change feed and exit 0. The script lets them stop it where they land
-    instead; the next run finishes or rolls back the load, as after any interruption. A
-    `[runtime] intercept_signals` of the user's (config or environment) wins."""
-    import dlt
+    instead (dlt still waits for the running load jobs); the next run finishes or rolls back the
+    load, as after any interruption. A `[runtime] intercept_signals` of the user's wins."""
+    from segment_source.run_settings import env_default
 
-    if dlt.config.get("runtime.intercept_signals") is not None:
-        yield
-        return
-    os.environ["RUNTIME__INTERCEPT_SIGNALS"] = "false"
-    try:
-        yield
-    finally:
-        os.environ.pop("RUNTIME__INTERCEPT_SIGNALS", None)
+    return env_default("runtime.intercept_signals", False)
 
 
 def interrupted_by(ex: BaseException) -> Optional[int]:

@@ -68,19 +68,19 @@ def run_settings(pipeline: "dlt.Pipeline") -> Iterator[None]:
     on the network and the server parses the statements."""
     with ExitStack() as stack:
         for section in WRITER_SECTIONS:
-            stack.enter_context(_env_default(f"{section}.data_writer.buffer_max_items", WRITER_BUFFER_ITEMS))
+            stack.enter_context(env_default(f"{section}.data_writer.buffer_max_items", WRITER_BUFFER_ITEMS))
         destination = pipeline.destination
         if destination is not None and destination.destination_type.endswith(".duckdb"):
-            stack.enter_context(_env_default("load.workers", os.cpu_count() or 1))
+            stack.enter_context(env_default("load.workers", os.cpu_count() or 1))
             config = f"destination.{destination.destination_name}.credentials.global_config"
-            stack.enter_context(_env_default(config, DUCKDB_GLOBAL_CONFIG))
+            stack.enter_context(env_default(config, DUCKDB_GLOBAL_CONFIG))
             stack.enter_context(_capability_default(destination, FILE_FORMAT_CAP, DUCKDB_FILE_FORMAT))
             stack.enter_context(_capability_default(destination, STATEMENT_CAP, DUCKDB_STATEMENT_BYTES))
         yield
 
 
 @contextmanager
-def _env_default(key: str, value: Union[int, Dict[str, Any]]) -> Iterator[None]:
+def env_default(key: str, value: Union[bool, int, Dict[str, Any]]) -> Iterator[None]:
     """dlt's config `key` (`section.name`) is `value` for the run, unless set in the environment or
     in dlt's config (a `[section]` of config.toml, or `[data_writer]` for a writer's setting)."""
     variable = key.upper().replace(".", "__")
@@ -90,7 +90,7 @@ def _env_default(key: str, value: Union[int, Dict[str, Any]]) -> Iterator[None]:
     if chosen:
         yield
         return
-    os.environ[variable] = json.dumps(value) if isinstance(value, dict) else str(value)
+    os.environ[variable] = json.dumps(value) if isinstance(value, (bool, dict)) else str(value)
     try:
         yield
     finally:
