@@ -17,13 +17,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def after(owner: type, name: str, when) -> None:
+def after(owner: type, name: str, when, sig: signal.Signals = signal.SIGKILL) -> None:
+    """`owner.name` sends the process `sig` once it returned, each time `when(args, result)` holds."""
     original = getattr(owner, name)
 
     def wrapper(*args, **kwargs):
         result = original(*args, **kwargs)
         if when(args, result):
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), sig)
         return result
 
     setattr(owner, name, wrapper)

@@ -7,7 +7,6 @@ dlt holds these signals back during normalize and load and looks for one between
 this one arrives after the last look, as a Ctrl-C or an orchestrator's SIGTERM can.
 """
 
-import os
 import signal
 import sys
 from pathlib import Path
@@ -20,19 +19,15 @@ def main() -> int:
     from dlt.load.load import Load
 
     from segment_source.cli import main as script
+    from tests.interrupted_run import after
 
-    sig = signal.Signals[f"SIG{sys.argv[1]}"]
-    complete_package = Load.complete_package
-    sent: List[signal.Signals] = []
+    calls: List[object] = []
 
-    def complete_and_signal(*args, **kwargs):
-        result = complete_package(*args, **kwargs)
-        if not sent:  # the first load step only: the main one
-            sent.append(sig)
-            os.kill(os.getpid(), sig)
-        return result
+    def first_package(args, result) -> bool:  # the first load step only: the main one
+        calls.append(args[0])
+        return len(calls) == 1
 
-    Load.complete_package = complete_and_signal  # type: ignore[method-assign]
+    after(Load, "complete_package", first_package, signal.Signals[f"SIG{sys.argv[1]}"])
     return script(sys.argv[sys.argv.index("--") + 1 :])
 
 
