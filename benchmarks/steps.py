@@ -25,7 +25,6 @@ from typing import Optional
 
 from dlt.common.runtime.collector import Collector
 
-CORE = ["workspace", "sources", "destinations", "warehouses", "warehouse_sources", "spaces", "segments"]
 HEADER = f"{'step':<24} {'cpu s':>7} {'start MiB':>10} {'peak MiB':>9} {'end MiB':>8}"
 
 
@@ -71,7 +70,8 @@ class StepMeter(Collector):
         print(f"{step:<24} {cpu:>7.1f} {self._rss:>10} {peak:>9} {_status_mib('VmRSS'):>8}", flush=True)
 
 
-def child(base_url: str, token: str, work: str, core: str) -> None:
+def child(base_url: str, token: str, work: str, tables: str) -> None:
+    """One run; `tables`: the tables to load, comma-separated (empty: every default table)."""
     import dlt
 
     from segment_source import RunReport, load_segment, segment_source
@@ -86,8 +86,8 @@ def child(base_url: str, token: str, work: str, core: str) -> None:
     )
     report = RunReport()
     source = segment_source(api_key=token, base_url=base_url, report=report)
-    if core == "core":
-        source = source.with_resources(*CORE)
+    if tables:
+        source = source.with_resources(*tables.split(","))
     print(HEADER)
     imported = f"{'imported, set up':<24} {time.process_time():>7.1f} {'':>10}"
     print(f"{imported} {_status_mib('VmHWM'):>9} {_status_mib('VmRSS'):>8}", flush=True)
@@ -97,6 +97,7 @@ def child(base_url: str, token: str, work: str, core: str) -> None:
 
 
 def main() -> None:
+    from benchmarks.side_by_side import CORE
     from segment_simulator import SegmentSimulator, generate_workspace
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -107,13 +108,14 @@ def main() -> None:
         env = dict(os.environ, RUNTIME__DLTHUB_TELEMETRY="false")
         work = os.path.join(tmp, "run")
         argv = [sys.executable, "-m", "benchmarks.steps", "--child", sim.url, sim.token, work]
-        process = subprocess.Popen([*argv, "core" if args.core else "full"], env=env, stderr=subprocess.PIPE, text=True)
+        tables = ",".join(CORE) if args.core else ""
+        process = subprocess.Popen([*argv, tables], env=env, stderr=subprocess.PIPE, text=True)
         _, err = process.communicate()
         if process.returncode != 0:
             raise SystemExit(f"the run failed:\n{err[-3000:]}")
-        tables = "the seven core tables" if args.core else "every default table"
         print(
-            f"\n{args.size} workspace, {tables}, {len(sim.requests)} requests;"
+            f"\n{args.size} workspace, {'the seven core tables' if args.core else 'every default table'},"
+            f" {len(sim.requests)} requests;"
             f" {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
         )
 
