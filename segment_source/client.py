@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from functools import lru_cache
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Type
 from urllib.parse import urlencode
 
+import orjson
 import requests
 import urllib3
 from dlt.common import logger as dlt_logger
@@ -668,12 +670,19 @@ _BODY = "_segment_body"
 def parse_json(response: requests.Response) -> Any:
     """The body as JSON, parsed once per response: the items, the cursor and the announced total
     are all read from it (a destinations page of the medium workspace is 4 MB; it was parsed three
-    times, with three copies of it in memory at once). `requests`' parser, not dlt's orjson: orjson
-    turns an integer beyond 64 bits into a float, silently."""
+    times, with three copies of it in memory at once). orjson where it gives what `requests`' parser
+    gives, which is parsing a UTF-8 body with no run of 19 digits; `requests` for the rest: orjson
+    turns an integer beyond 64 bits (from 19 digits, negative) into a float, silently, refuses some
+    of what `requests` accepts (a byte-order mark, a lone surrogate, a number beyond a double), and
+    a body in another declared charset must be decoded as declared.
+    The parse was the largest cost of the extract after the HTTP exchange itself: 6% of the large
+    workspace's whole run (in the samples that held the GIL); orjson takes half the CPU."""
     if _BODY in response.__dict__:
         return response.__dict__[_BODY]
     try:
-        body = response.json()
+        body = _fast_json(response)
+        if body is _NOT_PARSED:
+            body = response.json()
     except (ValueError, json.JSONDecodeError):
         raise UnexpectedResponseError(
             f"{endpoint_of(response)} answered with a body that is not JSON ({response.status_code},"
@@ -682,6 +691,24 @@ def parse_json(response: requests.Response) -> Any:
         ) from None
     response.__dict__[_BODY] = body
     return body
+
+
+_NOT_PARSED = object()
+_WIDE_NUMBER = re.compile(rb"\d{19}")
+
+
+def _fast_json(response: requests.Response) -> Any:
+    """`response`'s body parsed by orjson, or `_NOT_PARSED` where `requests`' parser must (see
+    `parse_json`)."""
+    if (response.encoding or "utf-8").lower().replace("_", "-") not in ("utf-8", "utf8"):
+        return _NOT_PARSED
+    content = response.content
+    if _WIDE_NUMBER.search(content):
+        return _NOT_PARSED
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return _NOT_PARSED
 
 
 def _data(response: requests.Response) -> Dict[str, Any]:
