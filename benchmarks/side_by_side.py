@@ -25,6 +25,7 @@ import tempfile
 import time
 from typing import Any, Dict
 
+from benchmarks.machine import describe
 from segment_simulator import Faults, RateLimits, SegmentSimulator, generate_workspace
 from segment_source.settings import DEFAULT_CONCURRENCY
 
@@ -166,7 +167,7 @@ def main() -> None:
                 results[kind] = measure(kind, sim, tmp)
     print(
         f"{args.size} workspace, {args.latency_ms:.0f} ms latency, {args.rate_limit} requests per"
-        f" {args.rate_window:.0f} s; {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
+        f" {args.rate_window:.0f} s; {describe()}"
     )
     header = f"{'run':<16} {'requests':>9} {'wall s':>8} {'cpu s':>7} {'peak MiB':>9} {'rows':>7}"
     header += f" {'bound: latency s':>17} {'bound: rate s':>14} {'wall ÷ sequential':>18}"

@@ -25,6 +25,8 @@ from typing import Optional
 
 from dlt.common.runtime.collector import Collector
 
+from benchmarks.machine import describe
+
 HEADER = f"{'step':<24} {'cpu s':>7} {'start MiB':>10} {'peak MiB':>9} {'end MiB':>8}"
 
 
@@ -116,7 +118,7 @@ def main() -> None:
         print(
             f"\n{args.size} workspace, {'the seven core tables' if args.core else 'every default table'},"
             f" {len(sim.requests)} requests;"
-            f" {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
+            f" {describe()}"
         )
 
 
