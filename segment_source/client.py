@@ -27,7 +27,6 @@ import json
 import logging
 import os
 import random
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -675,8 +674,9 @@ def parse_json(response: requests.Response) -> Any:
     turns an integer beyond 64 bits (from 19 digits, negative) into a float, silently, refuses some
     of what `requests` accepts (a byte-order mark, a lone surrogate, a number beyond a double), and
     a body in another declared charset must be decoded as declared.
-    The parse was the largest cost of the extract after the HTTP exchange itself: 6% of the large
-    workspace's whole run (in the samples that held the GIL); orjson takes half the CPU."""
+    The parse was the largest cost of the extract after the HTTP exchange itself, 6% of a run's CPU:
+    the large workspace's 24,047 responses of five tables took 1.3-1.6 CPU s with orjson against
+    1.9 (two runs each; an 840 KB page: 10 ms against 24, most of the rest is per response)."""
     if _BODY in response.__dict__:
         return response.__dict__[_BODY]
     try:
@@ -694,7 +694,10 @@ def parse_json(response: requests.Response) -> Any:
 
 
 _NOT_PARSED = object()
-_WIDE_NUMBER = re.compile(rb"\d{19}")
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_WIDE_NUMBER = b"0" * 19
+"""A run of 19 digits, found in the body with every digit made a zero: 1 ms for an 840 KB page,
+where a regular expression took 38 and orjson's parse takes 9."""
 
 
 def _fast_json(response: requests.Response) -> Any:
@@ -703,7 +706,7 @@ def _fast_json(response: requests.Response) -> Any:
     if (response.encoding or "utf-8").lower().replace("_", "-") not in ("utf-8", "utf8"):
         return _NOT_PARSED
     content = response.content
-    if _WIDE_NUMBER.search(content):
+    if _WIDE_NUMBER in content.translate(_DIGITS_AS_ZERO):
         return _NOT_PARSED
     try:
         return orjson.loads(content)
